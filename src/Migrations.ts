@@ -1,0 +1,139 @@
+/**
+ * The PostgreSQL schema of the package, as `@effect/sql` migrations shipped inside it. `TenantRepository.layerPg`
+ * runs them on start; `run` runs them alone (for a deploy step or the CLI). They are tracked in their own table,
+ * `tenant_infra_migrations`, so they never mix with the host application's migrations.
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+
+/**
+ * The table that records which of this package's migrations ran.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TABLE = "tenant_infra_migrations"
+
+const createTenants = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE tenants (
+      id uuid PRIMARY KEY,
+      code text NOT NULL,
+      name text NOT NULL,
+      name_key text NOT NULL,
+      status text NOT NULL CHECK (status IN ('pending', 'active', 'suspended', 'deleted')),
+      email text NOT NULL,
+      phone text,
+      locale text NOT NULL,
+      domain text,
+      settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+      version integer NOT NULL CHECK (version >= 1),
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      deleted_at timestamptz,
+      status_changed_by text,
+      status_change_reason text,
+      status_changed_at timestamptz,
+      CONSTRAINT tenants_deleted_when_deleted_at CHECK ((status = 'deleted') = (deleted_at IS NOT NULL))
+    )`
+  // Uniqueness holds among live tenants only, so a deleted tenant's code and domain can be reused.
+  yield* sql`CREATE UNIQUE INDEX tenants_code_live_key ON tenants (code) WHERE deleted_at IS NULL`
+  yield* sql`CREATE UNIQUE INDEX tenants_domain_live_key ON tenants (domain) WHERE deleted_at IS NULL`
+  // One index per sort order (the id breaks ties), one for status filters and counts.
+  yield* sql`CREATE INDEX tenants_created_at_idx ON tenants (created_at, id)`
+  yield* sql`CREATE INDEX tenants_updated_at_idx ON tenants (updated_at, id)`
+  yield* sql`CREATE INDEX tenants_name_key_idx ON tenants (name_key COLLATE "C", id)`
+  yield* sql`CREATE INDEX tenants_code_idx ON tenants (code COLLATE "C", id)`
+  yield* sql`CREATE INDEX tenants_status_created_at_idx ON tenants (status, created_at, id)`
+})
+
+const createOutbox = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE tenant_outbox (
+      position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      event_id uuid NOT NULL UNIQUE,
+      tenant_id uuid NOT NULL,
+      tenant_version integer NOT NULL,
+      event_type text NOT NULL,
+      payload jsonb NOT NULL,
+      occurred_at timestamptz NOT NULL,
+      recorded_at timestamptz NOT NULL DEFAULT now(),
+      CONSTRAINT tenant_outbox_tenant_version_key UNIQUE (tenant_id, tenant_version)
+    )`
+})
+
+/**
+ * Search is a substring match (`LIKE '%text%'`), which only a trigram index serves. `pg_trgm` ships with
+ * PostgreSQL and is a trusted extension, but a database may still refuse it: then search works unindexed and
+ * the migration says so in the log rather than failing the deploy.
+ */
+const indexSearch = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const installed = yield* sql.withTransaction(sql`CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public`).pipe(
+    Effect.as(true),
+    Effect.catchAll((error) =>
+      Effect.as(Effect.logWarning("pg_trgm is not available: tenant search will not be indexed", error), false)
+    )
+  )
+  if (!installed) return
+  const rows = yield* sql<{ schema: string }>`
+    SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'pg_trgm'`
+  const schema = rows[0]?.schema ?? "public"
+  yield* sql`CREATE INDEX tenants_name_key_trgm_idx ON tenants USING gin (name_key ${sql(schema)}.gin_trgm_ops)`
+  yield* sql`CREATE INDEX tenants_code_trgm_idx ON tenants USING gin (code ${sql(schema)}.gin_trgm_ops)`
+})
+
+/**
+ * Every migration of the package, by id. Ids only grow; a released migration is never edited.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "1_create_tenants": createTenants,
+  "2_create_tenant_outbox": createOutbox,
+  "3_index_tenant_search": indexSearch
+}
+
+/**
+ * Runs the migrations that have not run yet, in one transaction, and returns those it ran. Safe to run from
+ * several processes at once: they take turns on a lock and the later ones find nothing to do.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const run: Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Migrator.MigrationError | SqlError.SqlError,
+  SqlClient.SqlClient
+> = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  // The Migrator creates its table unless it exists, without IF NOT EXISTS: two processes starting together
+  // would race on it. Creating it first, idempotently, removes the race.
+  yield* sql`
+    CREATE TABLE IF NOT EXISTS ${sql(TABLE)} (
+      migration_id integer PRIMARY KEY,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      name text NOT NULL
+    )`
+  return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: TABLE }).pipe(
+    Effect.provideService(SqlClient.SqlClient, sql)
+  )
+}).pipe(Effect.withSpan("Migrations.run", { captureStackTrace: false }))
+
+/**
+ * A layer that runs the migrations when it is built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<never, Migrator.MigrationError | SqlError.SqlError, SqlClient.SqlClient> = Layer
+  .effectDiscard(run)

@@ -1,0 +1,465 @@
+/**
+ * The `Tenant` aggregate: its fields, their validation and normalisation rules, and the schemas that decode
+ * untrusted input into them. State changes live in `TenantLifecycle`; this module only describes what a valid
+ * tenant is.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+const utf8 = new TextEncoder()
+
+const codePointLength = (value: string): number => {
+  let length = 0
+  for (const _ of value) length++
+  return length
+}
+
+/**
+ * A tenant's identity: a UUID, branded so that it cannot be confused with another id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantId = Schema.UUID.pipe(Schema.brand("TenantId"))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TenantId = typeof TenantId.Type
+
+/**
+ * A tenant's code as stored: lower case, 3-50 characters, starting with a letter, letters, digits and single
+ * hyphens, no trailing hyphen. See {@link TenantCodeFromInput} for the normalising decoder.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantCode = Schema.String.pipe(
+  Schema.minLength(3, { message: () => "must be at least 3 characters" }),
+  Schema.maxLength(50, { message: () => "must be at most 50 characters" }),
+  Schema.pattern(/^[a-z]/, { message: () => "must start with a letter (a-z)" }),
+  Schema.pattern(/^[a-z0-9-]+$/, { message: () => "may contain only letters a-z, digits and hyphens" }),
+  Schema.filter((code) => !code.includes("--") || "must not contain two hyphens in a row"),
+  Schema.filter((code) => !code.endsWith("-") || "must not end with a hyphen"),
+  Schema.annotations({ identifier: "TenantCode" })
+)
+
+/**
+ * Normalises a code the way users type it: trimmed, lower-cased, `_` and whitespace turned into `-`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const normalizeCode = (input: string): string => input.trim().toLowerCase().replace(/[_\s]/g, "-")
+
+/**
+ * Decodes a user-typed code into a {@link TenantCode}: `" My_Tenant "` becomes `"my-tenant"`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TenantCodeFromInput = Schema.transform(Schema.String, TenantCode, {
+  strict: true,
+  decode: normalizeCode,
+  encode: (code) => code
+})
+
+const NAME_CHARACTERS = /^[\p{L}\p{M}\p{Nd} .,&'’()\-_（）．，＆＇－＿]+$/u
+
+/**
+ * A tenant's display name as stored: 2-100 characters, trimmed, single spaces; letters of any script, digits,
+ * spaces and `. , & ' ( ) - _` (ASCII or full width). See {@link TenantNameFromInput} for the normalising
+ * decoder.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantName = Schema.String.pipe(
+  Schema.filter((name) => codePointLength(name) >= 2 || "must be at least 2 characters"),
+  Schema.filter((name) => codePointLength(name) <= 100 || "must be at most 100 characters"),
+  Schema.filter((name) => name === normalizeName(name) || "must be trimmed, with single spaces between words"),
+  Schema.filter((name) =>
+    NAME_CHARACTERS.test(name) ||
+    "may contain only letters, digits, spaces and . , & ' ( ) - _"
+  ),
+  Schema.filter((name) => /[\p{L}\p{Nd}]/u.test(name) || "must contain a letter or a digit"),
+  Schema.annotations({ identifier: "TenantName" })
+)
+
+/**
+ * Normalises a name: Unicode NFC, trimmed, runs of whitespace collapsed to one space.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const normalizeName = (input: string): string => input.normalize("NFC").trim().replace(/\s+/gu, " ")
+
+/**
+ * Decodes a user-typed name into a {@link TenantName}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TenantNameFromInput = Schema.transform(Schema.String, TenantName, {
+  strict: true,
+  decode: normalizeName,
+  encode: (name) => name
+})
+
+/**
+ * An e-mail address: one `@`, a dotted domain, no whitespace, at most 254 characters. The domain part is
+ * lower-cased by {@link EmailFromInput}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Email = Schema.String.pipe(
+  Schema.maxLength(254, { message: () => "must be at most 254 characters" }),
+  Schema.pattern(/^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:".]+$/, {
+    message: () => "must be an e-mail address such as admin@example.com"
+  }),
+  Schema.annotations({ identifier: "Email" })
+)
+
+const normalizeEmail = (input: string): string => {
+  const trimmed = input.trim()
+  const at = trimmed.lastIndexOf("@")
+  return at < 0 ? trimmed : trimmed.slice(0, at) + trimmed.slice(at).toLowerCase()
+}
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const EmailFromInput = Schema.transform(Schema.String, Email, {
+  strict: true,
+  decode: normalizeEmail,
+  encode: (email) => email
+})
+
+/**
+ * A phone number in E.164 form: `+`, a country code and at most 15 digits in all.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Phone = Schema.String.pipe(
+  Schema.pattern(/^\+[1-9]\d{1,14}$/, { message: () => "must be an E.164 number such as +8613800138000" }),
+  Schema.annotations({ identifier: "Phone" })
+)
+
+/**
+ * Decodes a phone number typed with spaces, dashes, dots or brackets (`+86 138-0013-8000`) into {@link Phone}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PhoneFromInput = Schema.transform(Schema.String, Phone, {
+  strict: true,
+  decode: (input) => input.replace(/[\s\-().]/g, ""),
+  encode: (phone) => phone
+})
+
+/**
+ * The languages notifications are written in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Locale = Schema.Literal("zh-CN", "en")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Locale = typeof Locale.Type
+
+/**
+ * Whom to tell about the tenant, and in which language.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantContact = Schema.Struct({
+  email: Email,
+  phone: Schema.optionalWith(Phone, { exact: true }),
+  locale: Locale
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TenantContact = typeof TenantContact.Type
+
+/**
+ * Decodes contact input: normalises e-mail and phone, and defaults the locale to `en`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TenantContactFromInput = Schema.Struct({
+  email: EmailFromInput,
+  phone: Schema.optionalWith(PhoneFromInput, { exact: true }),
+  locale: Schema.optionalWith(Locale, { default: () => "en" as const })
+})
+
+/**
+ * A host name in ASCII (internationalised names in their `xn--` form): lower case, at least two labels of
+ * 1-63 letters, digits and inner hyphens, at most 253 characters, not ending in a numeric label.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Hostname = Schema.String.pipe(
+  Schema.maxLength(253, { message: () => "must be at most 253 characters" }),
+  Schema.pattern(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, {
+    message: () => "must be a host name such as acme.example.com (use the xn-- form for non-ASCII names)"
+  }),
+  Schema.filter((host) => !/\.\d+$/.test(host) || "must not end in a numeric label"),
+  Schema.annotations({ identifier: "Hostname" })
+)
+
+/**
+ * Decodes a typed host name: trimmed, lower-cased, without a trailing dot.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const HostnameFromInput = Schema.transform(Schema.String, Hostname, {
+  strict: true,
+  decode: (input) => input.trim().toLowerCase().replace(/\.$/, ""),
+  encode: (host) => host
+})
+
+/**
+ * The most keys a tenant's settings may hold.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SETTINGS_MAX_KEYS = 100
+
+/**
+ * The most bytes a tenant's settings may take as JSON.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SETTINGS_MAX_BYTES = 16_384
+
+/**
+ * One setting's value: a string of at most 2,000 characters, a finite number, a boolean or null.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SettingValue = Schema.Union(
+  Schema.String.pipe(Schema.maxLength(2000, { message: () => "must be at most 2000 characters" })),
+  Schema.Finite,
+  Schema.Boolean,
+  Schema.Null
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SettingValue = typeof SettingValue.Type
+
+/**
+ * A tenant's settings: a flat record from keys (`ui.theme`, `max_users`: a letter, then letters, digits,
+ * `.`, `_` or `-`, at most 64 characters) to {@link SettingValue}s, with at most {@link SETTINGS_MAX_KEYS}
+ * keys and {@link SETTINGS_MAX_BYTES} bytes of JSON.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantSettings = Schema.Record({
+  key: Schema.String.pipe(
+    Schema.pattern(/^[A-Za-z][A-Za-z0-9._-]{0,63}$/, {
+      message: () => "setting keys start with a letter and hold at most 64 letters, digits, '.', '_' or '-'"
+    })
+  ),
+  value: SettingValue
+}).pipe(
+  Schema.filter((settings) =>
+    Object.keys(settings).length <= SETTINGS_MAX_KEYS || `must hold at most ${SETTINGS_MAX_KEYS} keys`
+  ),
+  Schema.filter((settings) =>
+    utf8.encode(JSON.stringify(settings)).length <= SETTINGS_MAX_BYTES ||
+    `must take at most ${SETTINGS_MAX_BYTES} bytes as JSON`
+  ),
+  Schema.annotations({ identifier: "TenantSettings" })
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TenantSettings = typeof TenantSettings.Type
+
+/**
+ * Where a tenant is in its life: see `TenantLifecycle` for the moves between them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantStatus = Schema.Literal("pending", "active", "suspended", "deleted")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TenantStatus = typeof TenantStatus.Type
+
+/**
+ * Who made a change: a user id, a service name or `system`; 1-200 characters, trimmed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Actor = Schema.String.pipe(
+  Schema.trimmed({ message: () => "must not start or end with whitespace" }),
+  Schema.minLength(1, { message: () => "must not be empty" }),
+  Schema.maxLength(200, { message: () => "must be at most 200 characters" }),
+  Schema.annotations({ identifier: "Actor" })
+)
+
+/**
+ * Why a change was made: 1-500 characters, trimmed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Reason = Schema.String.pipe(
+  Schema.trimmed({ message: () => "must not start or end with whitespace" }),
+  Schema.minLength(1, { message: () => "must not be empty" }),
+  Schema.maxLength(500, { message: () => "must be at most 500 characters" }),
+  Schema.annotations({ identifier: "Reason" })
+)
+
+/**
+ * The last status change: who made it, when, and why when a reason was given.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StatusChange = Schema.Struct({
+  actor: Actor,
+  at: Schema.Date,
+  reason: Schema.optionalWith(Reason, { exact: true })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StatusChange = typeof StatusChange.Type
+
+/**
+ * An aggregate version: 1 when created, one more for every event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Version = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1), Schema.annotations({ identifier: "Version" }))
+
+const TenantFields = Schema.Struct({
+  id: TenantId,
+  code: TenantCode,
+  name: TenantName,
+  status: TenantStatus,
+  contact: TenantContact,
+  domain: Schema.optionalWith(Hostname, { exact: true }),
+  settings: TenantSettings,
+  version: Version,
+  createdAt: Schema.Date,
+  updatedAt: Schema.Date,
+  deletedAt: Schema.optionalWith(Schema.Date, { exact: true }),
+  lastStatusChange: Schema.optionalWith(StatusChange, { exact: true })
+}).pipe(
+  Schema.filter((tenant) =>
+    (tenant.status === "deleted") === (tenant.deletedAt !== undefined) ||
+    "status is 'deleted' exactly when deletedAt is set"
+  )
+)
+
+/**
+ * The aggregate. Construct one through `TenantLifecycle.create`; a tenant is never changed in place:
+ * each `TenantLifecycle` operation returns a new one together with its event.
+ *
+ * Invariant: `status` is `deleted` exactly when `deletedAt` is set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Tenant extends Schema.Class<Tenant>("tenant-infra/Tenant")(TenantFields) {
+  /**
+   * A live tenant is one that is not soft-deleted.
+   *
+   * @since 0.1.0
+   */
+  get isLive(): boolean {
+    return this.status !== "deleted"
+  }
+}
+
+const TenantProps = Schema.typeSchema(TenantFields)
+const validateProps = Schema.decodeUnknownEither(TenantProps, { errors: "all" })
+
+/**
+ * Rebuilds a tenant from stored fields (dates as `Date`s, optional fields absent): the reconstitution path that
+ * storage uses. It checks every field and the aggregate's invariant, and raises no event.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reconstitute = (props: unknown): Either.Either<Tenant, ParseResult.ParseError> =>
+  Either.map(validateProps(props), (valid) => new Tenant(valid, { disableValidation: true }))
+
+/**
+ * The input that creates a tenant, as an application receives it. Strings are normalised before they are
+ * checked (see the `*FromInput` schemas); unknown fields are rejected.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CreateTenantInput = Schema.Struct({
+  code: TenantCodeFromInput,
+  name: TenantNameFromInput,
+  contact: TenantContactFromInput,
+  domain: Schema.optionalWith(HostnameFromInput, { exact: true }),
+  settings: Schema.optionalWith(TenantSettings, { default: () => ({}) })
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type CreateTenantInput = typeof CreateTenantInput.Encoded
+
+/**
+ * The input that changes a tenant's details. Every field is optional; `contact` and `settings` replace the
+ * whole value, and `domain: null` removes the domain.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UpdateTenantInput = Schema.Struct({
+  code: Schema.optionalWith(TenantCodeFromInput, { exact: true }),
+  name: Schema.optionalWith(TenantNameFromInput, { exact: true }),
+  contact: Schema.optionalWith(TenantContactFromInput, { exact: true }),
+  domain: Schema.optionalWith(Schema.NullOr(HostnameFromInput), { exact: true }),
+  settings: Schema.optionalWith(TenantSettings, { exact: true })
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type UpdateTenantInput = typeof UpdateTenantInput.Encoded

@@ -1,0 +1,143 @@
+/**
+ * The port through which tenants are stored and found, and its two layers: `layerMemory` (no dependencies, the
+ * embedded default) and `layerPg` (PostgreSQL through `@effect/sql`). Both behave the same: uniqueness of code
+ * and domain among live tenants, optimistic versions, soft delete, search, sort and paging; one conformance
+ * suite runs against both.
+ *
+ * Every write stores the tenant and its events together: the events go to the outbox (see `TenantOutbox`) in
+ * the same transaction, so a stored change never loses its notification.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Option } from "effect"
+ * import { Postgres, TenantLifecycle, TenantRepository } from "tenant-infra"
+ *
+ * const program = Effect.gen(function*() {
+ *   const repository = yield* TenantRepository.TenantRepository
+ *   const id = yield* TenantLifecycle.newTenantId
+ *   const { event, tenant } = yield* TenantLifecycle.create(
+ *     id,
+ *     { code: "acme", name: "Acme Inc.", contact: { email: "admin@acme.test" } },
+ *     yield* TenantLifecycle.stamp({ actor: "admin" })
+ *   )
+ *   yield* repository.insert(tenant, event)
+ *   return yield* repository.findByCode("ACME") // Option.some(tenant)
+ * })
+ *
+ * // In memory:
+ * Effect.runPromise(Effect.provide(program, TenantRepository.layerMemory))
+ * // On PostgreSQL (DATABASE_URL), migrations first:
+ * const live = TenantRepository.layerPg.pipe(Layer.provide(Postgres.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as Migrator from "@effect/sql/Migrator"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import type * as Array from "effect/Array"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import { makeMemoryStore } from "./internal/memoryRepository.js"
+import { makePgStore } from "./internal/pgRepository.js"
+import type { InvalidInput } from "./InvalidInput.js"
+import type { Tenant, TenantId } from "./Tenant.js"
+import type { TenantCreated, TenantEvent } from "./TenantEvent.js"
+import { TenantOutbox } from "./TenantOutbox.js"
+import type { ListQueryInput, Page, StatusCounts } from "./TenantQuery.js"
+import type {
+  ConcurrencyConflict,
+  RepositoryError,
+  TenantAlreadyExists,
+  TenantNotFound
+} from "./TenantRepositoryError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /**
+   * Stores a new tenant (version 1) with its `TenantCreated` event. Fails with `TenantAlreadyExists` when the
+   * id is taken, or the code or domain is held by a live tenant.
+   */
+  readonly insert: (tenant: Tenant, event: TenantCreated) => Effect.Effect<void, TenantAlreadyExists | RepositoryError>
+  /**
+   * Stores a changed tenant with the events that changed it, one per version since `expectedVersion`, the
+   * version it was read at. Fails with `ConcurrencyConflict` when the stored tenant is no longer at that
+   * version, `TenantNotFound` when there is none, `TenantAlreadyExists` when a new code or domain (or a restore)
+   * collides with a live tenant. Nothing is written when it fails.
+   */
+  readonly save: (
+    tenant: Tenant,
+    events: Array.NonEmptyReadonlyArray<TenantEvent>,
+    expectedVersion: number
+  ) => Effect.Effect<void, TenantNotFound | ConcurrencyConflict | TenantAlreadyExists | RepositoryError>
+  /** A live tenant by id; a deleted one too with `includeDeleted: true`. */
+  readonly findById: (
+    id: TenantId,
+    options?: { readonly includeDeleted?: boolean | undefined }
+  ) => Effect.Effect<Option.Option<Tenant>, RepositoryError>
+  /** The live tenant with this code; the code is normalised first, so `"Acme_Corp"` finds `acme-corp`. */
+  readonly findByCode: (code: string) => Effect.Effect<Option.Option<Tenant>, RepositoryError>
+  /** The live tenant with this domain, compared case-insensitively. */
+  readonly findByDomain: (domain: string) => Effect.Effect<Option.Option<Tenant>, RepositoryError>
+  /** One page of tenants; see `TenantQuery.ListQuery` for filters, sort and paging. */
+  readonly list: (query?: ListQueryInput) => Effect.Effect<Page, InvalidInput | RepositoryError>
+  /** How many tenants are in each status, deleted ones included. */
+  readonly countByStatus: Effect.Effect<StatusCounts, RepositoryError>
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class TenantRepository extends Context.Tag("tenant-infra/TenantRepository")<TenantRepository, Service>() {}
+
+const traced = (backend: string, service: Service): Service => {
+  const span = (operation: string) =>
+    Effect.withSpan(`TenantRepository.${operation}`, {
+      captureStackTrace: false,
+      attributes: { "tenant.repository.backend": backend }
+    })
+  return {
+    insert: (tenant, event) => span("insert")(service.insert(tenant, event)),
+    save: (tenant, events, expectedVersion) => span("save")(service.save(tenant, events, expectedVersion)),
+    findById: (id, options) => span("findById")(service.findById(id, options)),
+    findByCode: (code) => span("findByCode")(service.findByCode(code)),
+    findByDomain: (domain) => span("findByDomain")(service.findByDomain(domain)),
+    list: (query) => span("list")(service.list(query)),
+    countByStatus: span("countByStatus")(service.countByStatus)
+  }
+}
+
+const toContext =
+  (backend: string) => (store: { readonly repository: Service; readonly outbox: TenantOutbox["Type"] }) =>
+    Context.make(TenantRepository, traced(backend, store.repository)).pipe(Context.add(TenantOutbox, store.outbox))
+
+/**
+ * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer
+ * starts empty.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox> = Layer.effectContext(
+  Effect.map(makeMemoryStore, toContext("memory"))
+)
+
+/**
+ * The PostgreSQL repository and its outbox. Runs the package's migrations first (tables `tenants` and
+ * `tenant_outbox`, tracked in `tenant_infra_migrations`), then serves from the `SqlClient` it is given, whatever
+ * name transforms that client has. Provide `Postgres.layer` for a client from `DATABASE_URL`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPg: Layer.Layer<
+  TenantRepository | TenantOutbox,
+  SqlError.SqlError | Migrator.MigrationError,
+  SqlClient.SqlClient
+> = Layer.effectContext(Effect.map(makePgStore, toContext("postgresql")))

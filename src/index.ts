@@ -1,0 +1,49 @@
+/**
+ * @since 0.1.0
+ */
+export * as InvalidInput from "./InvalidInput.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Migrations from "./Migrations.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Postgres from "./Postgres.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Tenant from "./Tenant.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantEvent from "./TenantEvent.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantLifecycle from "./TenantLifecycle.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantOutbox from "./TenantOutbox.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantQuery from "./TenantQuery.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantRepository from "./TenantRepository.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantRepositoryError from "./TenantRepositoryError.js"

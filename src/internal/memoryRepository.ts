@@ -1,0 +1,151 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { normalizeCode } from "../Tenant.js"
+import type { Tenant, TenantId } from "../Tenant.js"
+import type { TenantEvent } from "../TenantEvent.js"
+import type * as TenantOutbox from "../TenantOutbox.js"
+import { MAX_LIST_LIMIT, OutboxEntry } from "../TenantOutbox.js"
+import type * as TenantRepository from "../TenantRepository.js"
+import { ConcurrencyConflict, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
+import * as Rules from "./repositoryRules.js"
+
+/**
+ * The in-memory store. Every write checks and applies its changes in one synchronous step, so it is atomic
+ * under Effect's cooperative scheduling: two saves of one version cannot both pass the version check.
+ */
+export const makeMemoryStore = Effect.sync(() => {
+  const tenants = new Map<TenantId, Tenant>()
+  const liveByCode = new Map<string, TenantId>()
+  const liveByDomain = new Map<string, TenantId>()
+  const outbox: Array<OutboxEntry> = []
+
+  const index = (tenant: Tenant) => {
+    if (!tenant.isLive) return
+    liveByCode.set(tenant.code, tenant.id)
+    if (tenant.domain !== undefined) liveByDomain.set(tenant.domain, tenant.id)
+  }
+
+  const unindex = (tenant: Tenant) => {
+    if (liveByCode.get(tenant.code) === tenant.id) liveByCode.delete(tenant.code)
+    if (tenant.domain !== undefined && liveByDomain.get(tenant.domain) === tenant.id) {
+      liveByDomain.delete(tenant.domain)
+    }
+  }
+
+  const collision = (tenant: Tenant): TenantAlreadyExists | undefined => {
+    if (!tenant.isLive) return undefined
+    const codeHolder = liveByCode.get(tenant.code)
+    if (codeHolder !== undefined && codeHolder !== tenant.id) {
+      return new TenantAlreadyExists({ field: "code", value: tenant.code })
+    }
+    const domainHolder = tenant.domain === undefined ? undefined : liveByDomain.get(tenant.domain)
+    if (tenant.domain !== undefined && domainHolder !== undefined && domainHolder !== tenant.id) {
+      return new TenantAlreadyExists({ field: "domain", value: tenant.domain })
+    }
+    return undefined
+  }
+
+  const record = (events: ReadonlyArray<TenantEvent>, recordedAt: Date) => {
+    for (const event of events) {
+      outbox.push(
+        new OutboxEntry({
+          position: outbox.length + 1,
+          eventId: event.eventId,
+          tenantId: event.tenantId,
+          tenantVersion: event.version,
+          eventType: event._tag,
+          occurredAt: event.occurredAt,
+          recordedAt,
+          event
+        })
+      )
+    }
+  }
+
+  const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+  const repository: TenantRepository.Service = {
+    insert: (tenant, event) =>
+      Effect.zipRight(
+        Rules.checkInsert(tenant, event),
+        Effect.flatMap(now, (recordedAt) =>
+          Effect.suspend(() => {
+            if (tenants.has(tenant.id)) return Effect.fail(new TenantAlreadyExists({ field: "id", value: tenant.id }))
+            const taken = collision(tenant)
+            if (taken !== undefined) return Effect.fail(taken)
+            tenants.set(tenant.id, tenant)
+            index(tenant)
+            record([event], recordedAt)
+            return Effect.void
+          }))
+      ),
+    save: (tenant, events, expectedVersion) =>
+      Effect.zipRight(
+        Rules.checkSave(tenant, events, expectedVersion),
+        Effect.flatMap(now, (recordedAt) =>
+          Effect.suspend((): Effect.Effect<void, TenantNotFound | ConcurrencyConflict | TenantAlreadyExists> => {
+            const current = tenants.get(tenant.id)
+            if (current === undefined) {
+              return Effect.fail(new TenantNotFound({ tenantId: tenant.id }))
+            }
+            if (current.version !== expectedVersion) {
+              return Effect.fail(
+                new ConcurrencyConflict({ tenantId: tenant.id, expectedVersion, actualVersion: current.version })
+              )
+            }
+            const taken = collision(tenant)
+            if (taken !== undefined) {
+              return Effect.fail(taken)
+            }
+            unindex(current)
+            tenants.set(tenant.id, tenant)
+            index(tenant)
+            record(events, recordedAt)
+            return Effect.void
+          }))
+      ),
+    findById: (id, options) =>
+      Effect.sync(() =>
+        Option.fromNullable(tenants.get(id)).pipe(
+          Option.filter((tenant) => tenant.isLive || options?.includeDeleted === true)
+        )
+      ),
+    findByCode: (code) =>
+      Effect.sync(() =>
+        Option.fromNullable(liveByCode.get(normalizeCode(code))).pipe(Option.flatMapNullable((id) => tenants.get(id)))
+      ),
+    findByDomain: (domain) =>
+      Effect.sync(() =>
+        Option.fromNullable(liveByDomain.get(Rules.normalizeDomain(domain))).pipe(
+          Option.flatMapNullable((id) => tenants.get(id))
+        )
+      ),
+    list: (input) =>
+      Effect.map(Rules.decodeListQuery(input ?? {}), (query) => {
+        const matching = Array.from(tenants.values()).filter(Rules.matches(query)).sort(Rules.listOrder(query))
+        const offset = Rules.offsetOf(query)
+        return Rules.pageOf(query, matching.slice(offset, offset + query.pageSize), matching.length)
+      }),
+    countByStatus: Effect.sync(() => {
+      const counts = Rules.zeroCounts()
+      for (const tenant of tenants.values()) counts[tenant.status]++
+      return counts
+    })
+  }
+
+  const outboxService: TenantOutbox.Service = {
+    list: (options) =>
+      Effect.sync(() => {
+        const limit = Math.min(Math.max(options?.limit ?? 100, 1), MAX_LIST_LIMIT)
+        const after = options?.afterPosition ?? 0
+        return outbox
+          .filter((entry) =>
+            entry.position > after && (options?.tenantId === undefined || entry.tenantId === options.tenantId)
+          )
+          .slice(0, limit)
+      })
+  }
+
+  return { repository, outbox: outboxService }
+})
