@@ -205,7 +205,7 @@ export type TenantContact = typeof TenantContact.Type
 export const TenantContactFromInput = Schema.Struct({
   email: EmailFromInput,
   phone: Schema.optionalWith(PhoneFromInput, { exact: true }),
-  locale: Schema.optionalWith(Locale, { default: () => "en" as const })
+  locale: Schema.optionalWith(Locale, { exact: true, default: () => "en" as const })
 })
 
 /**
@@ -434,7 +434,7 @@ export const CreateTenantInput = Schema.Struct({
   name: TenantNameFromInput,
   contact: TenantContactFromInput,
   domain: Schema.optionalWith(HostnameFromInput, { exact: true }),
-  settings: Schema.optionalWith(TenantSettings, { default: () => ({}) })
+  settings: Schema.optionalWith(TenantSettings, { exact: true, default: () => ({}) })
 })
 
 /**

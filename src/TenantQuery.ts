@@ -69,18 +69,18 @@ export const ListQuery = Schema.Struct({
   ),
   createdFrom: Schema.optionalWith(Schema.ValidDateFromSelf, { exact: true }),
   createdBefore: Schema.optionalWith(Schema.ValidDateFromSelf, { exact: true }),
-  includeDeleted: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  sortBy: Schema.optionalWith(SortField, { default: () => "createdAt" as const }),
-  sortDirection: Schema.optionalWith(SortDirection, { default: () => "desc" as const }),
+  includeDeleted: Schema.optionalWith(Schema.Boolean, { exact: true, default: () => false }),
+  sortBy: Schema.optionalWith(SortField, { exact: true, default: () => "createdAt" as const }),
+  sortDirection: Schema.optionalWith(SortDirection, { exact: true, default: () => "desc" as const }),
   page: Schema.optionalWith(
     Schema.Int.pipe(Schema.greaterThanOrEqualTo(1, { message: () => "must be an integer of at least 1" })),
-    { default: () => 1 }
+    { exact: true, default: () => 1 }
   ),
   pageSize: Schema.optionalWith(
     Schema.Int.pipe(
       Schema.between(1, MAX_PAGE_SIZE, { message: () => `must be an integer from 1 to ${MAX_PAGE_SIZE}` })
     ),
-    { default: () => DEFAULT_PAGE_SIZE }
+    { exact: true, default: () => DEFAULT_PAGE_SIZE }
   )
 }).pipe(
   Schema.filter((query) => {

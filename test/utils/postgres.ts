@@ -1,0 +1,54 @@
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { randomUUID } from "node:crypto"
+import pg from "pg"
+
+/** The server the tests use: `DATABASE_URL`, or the local one. A server that is down fails the tests, never skips them. */
+export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+
+/** The same database, with every connection's search_path set to `schema`. */
+export const urlWithSchema = (schema: string): string => {
+  const url = new URL(DATABASE_URL)
+  url.searchParams.set("options", `-c search_path=${schema}`)
+  return url.toString()
+}
+
+const adminQuery = (text: string) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise(async () => {
+      const client = new pg.Client({ connectionString: DATABASE_URL })
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.tryPromise(() => client.query(text)),
+    (client) => Effect.promise(() => client.end())
+  )
+
+/** The name of the suite's schema. */
+export class TestSchema extends Context.Tag("test/TestSchema")<TestSchema, string>() {}
+
+/**
+ * A fresh schema for one suite, dropped when the suite ends, so that test files run in parallel without seeing
+ * each other's rows.
+ */
+export const freshSchema = Effect.acquireRelease(
+  Effect.gen(function*() {
+    const schema = `test_${randomUUID().replaceAll("-", "").slice(0, 16)}`
+    yield* adminQuery(`CREATE SCHEMA "${schema}"`)
+    return schema
+  }),
+  (schema) => Effect.orDie(adminQuery(`DROP SCHEMA "${schema}" CASCADE`))
+)
+
+/** A `PgClient` (and `SqlClient`) confined to a fresh schema. */
+export const layerClientInFreshSchema = Layer.unwrapScoped(
+  Effect.map(freshSchema, (schema) =>
+    PgClient.layer({
+      url: Redacted.make(urlWithSchema(schema)),
+      maxConnections: 8,
+      connectTimeout: "5 seconds"
+    }).pipe(Layer.merge(Layer.succeed(TestSchema, schema))))
+)
