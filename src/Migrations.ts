@@ -116,17 +116,18 @@ export const run: Effect.Effect<
   SqlClient.SqlClient
 > = Effect.gen(function*() {
   const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-  // The Migrator creates its table unless it exists, without IF NOT EXISTS: two processes starting together
-  // would race on it. Creating it first, idempotently, removes the race.
-  yield* sql`
-    CREATE TABLE IF NOT EXISTS ${sql(TABLE)} (
-      migration_id integer PRIMARY KEY,
-      created_at timestamptz NOT NULL DEFAULT now(),
-      name text NOT NULL
-    )`
-  return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: TABLE }).pipe(
-    Effect.provideService(SqlClient.SqlClient, sql)
-  )
+  // Processes starting together take turns on a transaction-scoped advisory lock: even CREATE TABLE IF NOT
+  // EXISTS races in PostgreSQL, and the Migrator creates its table before it locks it.
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`SELECT pg_advisory_xact_lock(hashtext(${TABLE}))`
+    yield* sql`
+      CREATE TABLE IF NOT EXISTS ${sql(TABLE)} (
+        migration_id integer PRIMARY KEY,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        name text NOT NULL
+      )`
+    return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: TABLE })
+  })).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 }).pipe(Effect.withSpan("Migrations.run", { captureStackTrace: false }))
 
 /**
