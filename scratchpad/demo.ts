@@ -1,0 +1,145 @@
+/**
+ * The demo behind `npm start`: a few tenants through their life, on the in-memory repository, or on PostgreSQL
+ * when DATABASE_URL is set (the layer migrates first). Every step prints what happened.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { Postgres, TenantLifecycle, TenantOutbox, TenantRepository } from "../src/index.js"
+import type { Tenant } from "../src/Tenant.js"
+
+const describeTenant = (tenant: Tenant) =>
+  `${tenant.code} "${tenant.name}" ${tenant.status} v${tenant.version}` +
+  (tenant.deletedAt ? ` deletedAt=${tenant.deletedAt.toISOString()}` : "")
+
+const step = (title: string) => Console.log(`\n== ${title}`)
+
+const program = Effect.gen(function*() {
+  const repository = yield* TenantRepository.TenantRepository
+  const outbox = yield* TenantOutbox.TenantOutbox
+  // A suffix keeps codes unique when the demo runs again on the same database.
+  const run = Date.now().toString(36)
+  const startedAt = new Date()
+
+  yield* step("Create four tenants")
+  const inputs = [
+    {
+      code: `Acme_Corp ${run}`,
+      name: "  Acme   Inc. ",
+      contact: { email: "admin@acme.test", phone: "+86 138 0013 8000" }
+    },
+    { code: `oreilly-${run}`, name: "O'Reilly Media", contact: { email: "ops@oreilly.test" } },
+    { code: `sg-${run}`, name: "Société Générale", contact: { email: "it@sg.test" }, domain: `sg-${run}.example.com` },
+    { code: `bj-${run}`, name: "测试（北京）科技", contact: { email: "admin@bj.test", locale: "zh-CN" } }
+  ]
+  const created: Array<Tenant> = []
+  for (const input of inputs) {
+    const { event, tenant } = yield* TenantLifecycle.create(
+      yield* TenantLifecycle.newTenantId,
+      input,
+      yield* TenantLifecycle.stamp({ actor: "demo" })
+    )
+    yield* repository.insert(tenant, event)
+    created.push(tenant)
+    yield* Console.log(`created ${describeTenant(tenant)}   (code typed as ${JSON.stringify(input.code)})`)
+  }
+
+  yield* step("Reject bad input: every bad field is named, nothing is stored")
+  const bad = TenantLifecycle.create(
+    yield* TenantLifecycle.newTenantId,
+    { code: "a--", name: "<script>alert(1)</script>", contact: { email: "not-an-email", phone: "12345" } },
+    yield* TenantLifecycle.stamp({ actor: "demo" })
+  )
+  if (Either.isLeft(bad)) {
+    for (const issue of bad.left.issues) yield* Console.log(`rejected ${issue.path}: ${issue.message}`)
+  }
+
+  yield* step("Reject a code that a live tenant holds")
+  const duplicate = yield* TenantLifecycle.create(
+    yield* TenantLifecycle.newTenantId,
+    { code: `ACME-CORP-${run}`, name: "Acme Again", contact: { email: "x@acme.test" } },
+    yield* TenantLifecycle.stamp({ actor: "demo" })
+  )
+  const clash = yield* Effect.flip(repository.insert(duplicate.tenant, duplicate.event))
+  yield* Console.log(`${clash._tag}: ${clash.message}`)
+
+  yield* step("Walk Acme through its life")
+  let acme = created[0] as Tenant
+  const apply = (
+    label: string,
+    change: (
+      tenant: Tenant,
+      stamp: TenantLifecycle.Stamp
+    ) => Either.Either<TenantLifecycle.Transition<Parameters<TenantRepository.Service["save"]>[1][0]>, unknown>,
+    by: { readonly actor: string; readonly reason?: string }
+  ) =>
+    Effect.gen(function*() {
+      const result = change(acme, yield* TenantLifecycle.stamp(by))
+      if (Either.isLeft(result)) return yield* Effect.die(result.left)
+      yield* repository.save(result.right.tenant, [result.right.event], acme.version)
+      acme = result.right.tenant
+      yield* Console.log(
+        `${label.padEnd(9)} -> ${describeTenant(acme)}  event ${result.right.event._tag}` +
+          (by.reason ? ` (reason: ${by.reason})` : "")
+      )
+    })
+  yield* apply("activate", TenantLifecycle.activate, { actor: "ops@demo" })
+  yield* apply("suspend", TenantLifecycle.suspend, { actor: "billing", reason: "invoice 2026-11 unpaid" })
+
+  yield* step("Reject an illegal transition")
+  const illegal = TenantLifecycle.restore(acme, yield* TenantLifecycle.stamp({ actor: "ops@demo" }))
+  if (Either.isLeft(illegal)) yield* Console.log(`${illegal.left._tag}: ${illegal.left.message}`)
+
+  yield* step("Delete, restore, delete again")
+  yield* apply("delete", TenantLifecycle.softDelete, { actor: "ops@demo", reason: "customer left" })
+  const hidden = yield* repository.findById(acme.id)
+  yield* Console.log(`findById after delete: ${Option.isNone(hidden) ? "none (hidden)" : "found"}`)
+  yield* apply("restore", TenantLifecycle.restore, { actor: "ops@demo", reason: "customer came back" })
+  yield* apply("delete", TenantLifecycle.softDelete, { actor: "ops@demo", reason: "customer left for good" })
+
+  yield* step("Rejected write: saving a stale copy")
+  const stale = yield* TenantLifecycle.activate(created[1] as Tenant, yield* TenantLifecycle.stamp({ actor: "a" }))
+  yield* repository.save(stale.tenant, [stale.event], 1)
+  const again = yield* TenantLifecycle.suspend(created[1] as Tenant, yield* TenantLifecycle.stamp({ actor: "b" }))
+  const conflict = yield* Effect.flip(repository.save(again.tenant, [again.event], 1))
+  yield* Console.log(`${conflict._tag}: ${conflict.message}`)
+
+  yield* step("List this run's tenants, two per page, by name")
+  const query = { createdFrom: startedAt, sortBy: "name", sortDirection: "asc", pageSize: 2 } as const
+  for (let page = 1;; page++) {
+    const result = yield* repository.list({ ...query, page })
+    yield* Console.log(`page ${result.page}/${result.pageCount} (total ${result.total}):`)
+    for (const tenant of result.items) yield* Console.log(`  ${describeTenant(tenant)}`)
+    if (page >= result.pageCount) break
+  }
+  const withDeleted = yield* repository.list({ ...query, includeDeleted: true, pageSize: 10 })
+  yield* Console.log(`with includeDeleted: ${withDeleted.total} tenants`)
+  const search = yield* repository.list({ createdFrom: startedAt, search: "Société" })
+  yield* Console.log(`search "Société": ${search.items.map((tenant) => tenant.code).join(", ")}`)
+
+  yield* step("Count by status (the whole store)")
+  yield* Console.log(JSON.stringify(yield* repository.countByStatus))
+
+  yield* step("Acme's outbox: one entry per event, written with each change")
+  for (const entry of yield* outbox.list({ tenantId: acme.id })) {
+    yield* Console.log(`#${entry.position} v${entry.tenantVersion} ${entry.eventType} by ${entry.event.actor}`)
+  }
+})
+
+const RepositoryLive = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.redacted("DATABASE_URL")), (url) =>
+    Option.isSome(url)
+      ? TenantRepository.layerPg.pipe(
+        Layer.provide(Postgres.layer),
+        Layer.tap(() => Console.log("Using PostgreSQL from DATABASE_URL (migrations ran)"))
+      )
+      : TenantRepository.layerMemory.pipe(
+        Layer.tap(() => Console.log("Using the in-memory repository (set DATABASE_URL for PostgreSQL)"))
+      ))
+)
+
+program.pipe(Effect.provide(RepositoryLive), NodeRuntime.runMain)
