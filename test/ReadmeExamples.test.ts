@@ -1,0 +1,82 @@
+/**
+ * The README's examples, run: if one stops compiling or working, this file fails.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { Tenant, TenantLifecycle, TenantRepository, TenantRepositoryError } from "../src/index.js"
+
+const onboard = (input: unknown) =>
+  Effect.gen(function*() {
+    const repository = yield* TenantRepository.TenantRepository
+    const { event, tenant } = yield* TenantLifecycle.create(
+      yield* TenantLifecycle.newTenantId,
+      input,
+      yield* TenantLifecycle.stamp({ actor: "signup" })
+    )
+    yield* repository.insert(tenant, event)
+    return tenant
+  })
+
+const activate = (id: Tenant.TenantId) =>
+  Effect.gen(function*() {
+    const repository = yield* TenantRepository.TenantRepository
+    const found = yield* repository.findById(id)
+    if (Option.isNone(found)) return yield* new TenantRepositoryError.TenantNotFound({ tenantId: id })
+    const current = found.value
+    const { event, tenant } = yield* TenantLifecycle.activate(current, yield* TenantLifecycle.stamp({ actor: "ops" }))
+    yield* repository.save(tenant, [event], current.version)
+    return tenant
+  })
+
+const someId = Tenant.TenantId.make("3f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10")
+
+describe("README examples", () => {
+  it.effect("onboards and activates a tenant on the in-memory repository", () =>
+    Effect.gen(function*() {
+      const tenant = yield* onboard({ code: "Acme_Corp", name: "Acme Inc.", contact: { email: "admin@acme.test" } })
+      const active = yield* activate(tenant.id)
+      assert.deepStrictEqual([active.code, active.status, active.version], ["acme-corp", "active", 2])
+      const error = yield* Effect.flip(onboard({ code: "acme-corp", name: "Acme", contact: { email: "a@b.test" } }))
+      assert.strictEqual(error._tag, "TenantAlreadyExists")
+    }).pipe(Effect.provide(TenantRepository.layerMemory)))
+
+  it.effect("activating an unknown tenant fails with TenantNotFound (Layer.mock)", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(activate(someId))
+      assert.strictEqual(error._tag, "TenantNotFound")
+    }).pipe(
+      Effect.provide(
+        Layer.mock(TenantRepository.TenantRepository, {
+          findById: () => Effect.succeed(Option.none())
+        })
+      )
+    ))
+
+  it.effect("a mock's missing methods die when called, so a test cannot pass by accident", () =>
+    Effect.gen(function*() {
+      const repository = yield* TenantRepository.TenantRepository
+      const exit = yield* Effect.exit(repository.findByCode("acme"))
+      assert.isTrue(exit._tag === "Failure")
+    }).pipe(Effect.provide(Layer.mock(TenantRepository.TenantRepository, {}))))
+
+  it.effect("Layer.succeed with every method written out", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(activate(someId))
+      assert.strictEqual(error._tag, "TenantNotFound")
+    }).pipe(
+      Effect.provide(
+        Layer.succeed(
+          TenantRepository.TenantRepository,
+          TenantRepository.TenantRepository.of({
+            insert: () => Effect.void,
+            save: () => Effect.void,
+            findById: () => Effect.succeedNone,
+            findByCode: () => Effect.succeedNone,
+            findByDomain: () => Effect.succeedNone,
+            list: () => Effect.succeed({ items: [], total: 0, page: 1, pageSize: 20, pageCount: 0 }),
+            countByStatus: Effect.succeed({ pending: 0, active: 0, suspended: 0, deleted: 0 })
+          })
+        )
+      )
+    ))
+})
