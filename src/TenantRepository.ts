@@ -36,9 +36,12 @@ import type * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import type * as Array from "effect/Array"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
 import { makeMemoryStore } from "./internal/memoryRepository.js"
 import { makePgStore } from "./internal/pgRepository.js"
@@ -96,26 +99,69 @@ export interface Service {
  */
 export class TenantRepository extends Context.Tag("tenant-infra/TenantRepository")<TenantRepository, Service>() {}
 
-const traced = (backend: string, service: Service): Service => {
-  const span = (operation: string) =>
-    Effect.withSpan(`TenantRepository.${operation}`, {
-      captureStackTrace: false,
-      attributes: { "tenant.repository.backend": backend }
-    })
+/**
+ * How long repository operations take, in milliseconds, tagged with `operation` and `backend`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const operationDuration = Metric.timer(
+  "tenant_repository_operation_duration",
+  "How long TenantRepository operations take"
+)
+
+/**
+ * Repository operations that failed, tagged with `operation`, `backend` and `error` (the error's tag, so that
+ * domain answers such as `ConcurrencyConflict` stay apart from `RepositoryError`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const operationFailures = Metric.counter("tenant_repository_operation_failures", {
+  description: "TenantRepository operations that failed, by error",
+  incremental: true
+})
+
+/** Every public operation gets a span, a duration and a failure count; the metric keys are built once. */
+const observed = (backend: string, service: Service): Service => {
+  const observe = (operation: string) => {
+    const span = `TenantRepository.${operation}`
+    const attributes = { "tenant.repository.backend": backend }
+    const duration = operationDuration.pipe(
+      Metric.tagged("operation", operation),
+      Metric.tagged("backend", backend)
+    )
+    const failures = operationFailures.pipe(Metric.tagged("operation", operation), Metric.tagged("backend", backend))
+    return <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.flatMap(Clock.currentTimeNanos, (start) =>
+        effect.pipe(
+          Effect.tapError((error) => Metric.increment(Metric.tagged(failures, "error", error._tag))),
+          // Metric.trackDuration records successes only; failures take time too.
+          Effect.onExit(() =>
+            Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(duration, Duration.nanos(end - start)))
+          )
+        )).pipe(Effect.withSpan(span, { captureStackTrace: false, attributes }))
+  }
+  const insert = observe("insert")
+  const save = observe("save")
+  const findById = observe("findById")
+  const findByCode = observe("findByCode")
+  const findByDomain = observe("findByDomain")
+  const list = observe("list")
   return {
-    insert: (tenant, event) => span("insert")(service.insert(tenant, event)),
-    save: (tenant, events, expectedVersion) => span("save")(service.save(tenant, events, expectedVersion)),
-    findById: (id, options) => span("findById")(service.findById(id, options)),
-    findByCode: (code) => span("findByCode")(service.findByCode(code)),
-    findByDomain: (domain) => span("findByDomain")(service.findByDomain(domain)),
-    list: (query) => span("list")(service.list(query)),
-    countByStatus: span("countByStatus")(service.countByStatus)
+    insert: (tenant, event) => insert(service.insert(tenant, event)),
+    save: (tenant, events, expectedVersion) => save(service.save(tenant, events, expectedVersion)),
+    findById: (id, options) => findById(service.findById(id, options)),
+    findByCode: (code) => findByCode(service.findByCode(code)),
+    findByDomain: (domain) => findByDomain(service.findByDomain(domain)),
+    list: (query) => list(service.list(query)),
+    countByStatus: observe("countByStatus")(service.countByStatus)
   }
 }
 
 const toContext =
   (backend: string) => (store: { readonly repository: Service; readonly outbox: TenantOutbox["Type"] }) =>
-    Context.make(TenantRepository, traced(backend, store.repository)).pipe(Context.add(TenantOutbox, store.outbox))
+    Context.make(TenantRepository, observed(backend, store.repository)).pipe(Context.add(TenantOutbox, store.outbox))
 
 /**
  * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer
