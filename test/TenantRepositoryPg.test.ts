@@ -1,6 +1,6 @@
-import { assert, describe, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -11,7 +11,7 @@ import * as Migrations from "../src/Migrations.js"
 import * as TenantEvent from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
-import { freshSchema, layerClientInFreshSchema, TestSchema, urlWithSchema } from "./utils/postgres.js"
+import { TestSchema, freshSchema, layerClientInFreshSchema, urlWithSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode } from "./utils/tenants.js"
 
 const pgRepository = TenantRepository.layerPg.pipe(Layer.provideMerge(layerClientInFreshSchema))
@@ -29,14 +29,20 @@ describe("TenantRepository.layerPg", () => {
 
         const tables = yield* sql<{ table_name: string }>`
           SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
-        assert.deepStrictEqual(tables.map((row) => row.table_name), ["tenant_infra_migrations", "tenant_outbox", "tenants"])
+        assert.deepStrictEqual(tables.map((row) => row.table_name), [
+          "tenant_infra_migrations",
+          "tenant_outbox",
+          "tenants"
+        ])
 
         const indexes = yield* sql<{ indexname: string; indexdef: string }>`
           SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tenants'`
         const definition = (name: string) => indexes.find((index) => index.indexname === name)?.indexdef ?? "missing"
         assert.match(definition("tenants_code_live_key"), /UNIQUE INDEX .* \(code\) WHERE \(deleted_at IS NULL\)/)
         assert.match(definition("tenants_domain_live_key"), /UNIQUE INDEX .* \(domain\) WHERE \(deleted_at IS NULL\)/)
-        for (const name of ["tenants_created_at_idx", "tenants_updated_at_idx", "tenants_name_key_idx", "tenants_code_idx"]) {
+        for (
+          const name of ["tenants_created_at_idx", "tenants_updated_at_idx", "tenants_name_key_idx", "tenants_code_idx"]
+        ) {
           assert.notStrictEqual(definition(name), "missing", name)
         }
         assert.match(definition("tenants_name_key_trgm_idx"), /USING gin \(name_key public\.gin_trgm_ops\)/)
