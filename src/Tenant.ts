@@ -271,6 +271,8 @@ export const SettingValue = Schema.Union(
  */
 export type SettingValue = typeof SettingValue.Type
 
+const SETTING_KEY = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/
+
 /**
  * A tenant's settings: a flat record from keys (`ui.theme`, `max_users`: a letter, then letters, digits,
  * `.`, `_` or `-`, at most 64 characters) to {@link SettingValue}s, with at most {@link SETTINGS_MAX_KEYS}
@@ -279,14 +281,17 @@ export type SettingValue = typeof SettingValue.Type
  * @since 0.1.0
  * @category models
  */
-export const TenantSettings = Schema.Record({
-  key: Schema.String.pipe(
-    Schema.pattern(/^[A-Za-z][A-Za-z0-9._-]{0,63}$/, {
-      message: () => "setting keys start with a letter and hold at most 64 letters, digits, '.', '_' or '-'"
-    })
+export const TenantSettings = Schema.Record({ key: Schema.String, value: SettingValue }).pipe(
+  // Keys are checked here, not by the record's key schema: Schema.Record drops keys that fail the key schema
+  // as excess properties, which would lose a stored setting silently instead of refusing it.
+  Schema.filter((settings) =>
+    Object.keys(settings)
+      .filter((key) => !SETTING_KEY.test(key))
+      .map((key) => ({
+        path: [key],
+        message: "setting keys start with a letter and hold at most 64 letters, digits, '.', '_' or '-'"
+      }))
   ),
-  value: SettingValue
-}).pipe(
   Schema.filter((settings) =>
     Object.keys(settings).length <= SETTINGS_MAX_KEYS || `must hold at most ${SETTINGS_MAX_KEYS} keys`
   ),

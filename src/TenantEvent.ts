@@ -19,7 +19,7 @@ const eventFields = {
   tenant: Tenant
 }
 
-const statusChangeFields = {
+const withReason = {
   ...eventFields,
   reason: Schema.optionalWith(Reason, { exact: true })
 }
@@ -41,7 +41,7 @@ export class TenantCreated
  * @category events
  */
 export class TenantActivated
-  extends Schema.TaggedClass<TenantActivated>("tenant-infra/TenantActivated")("TenantActivated", statusChangeFields)
+  extends Schema.TaggedClass<TenantActivated>("tenant-infra/TenantActivated")("TenantActivated", withReason)
 {}
 
 /**
@@ -51,7 +51,7 @@ export class TenantActivated
  * @category events
  */
 export class TenantSuspended
-  extends Schema.TaggedClass<TenantSuspended>("tenant-infra/TenantSuspended")("TenantSuspended", statusChangeFields)
+  extends Schema.TaggedClass<TenantSuspended>("tenant-infra/TenantSuspended")("TenantSuspended", withReason)
 {}
 
 /**
@@ -61,7 +61,7 @@ export class TenantSuspended
  * @category events
  */
 export class TenantDeleted
-  extends Schema.TaggedClass<TenantDeleted>("tenant-infra/TenantDeleted")("TenantDeleted", statusChangeFields)
+  extends Schema.TaggedClass<TenantDeleted>("tenant-infra/TenantDeleted")("TenantDeleted", withReason)
 {}
 
 /**
@@ -71,7 +71,7 @@ export class TenantDeleted
  * @category events
  */
 export class TenantRestored
-  extends Schema.TaggedClass<TenantRestored>("tenant-infra/TenantRestored")("TenantRestored", statusChangeFields)
+  extends Schema.TaggedClass<TenantRestored>("tenant-infra/TenantRestored")("TenantRestored", withReason)
 {}
 
 /**
@@ -89,14 +89,14 @@ export const UpdatedField = Schema.Literal("code", "name", "contact", "domain", 
 export type UpdatedField = typeof UpdatedField.Type
 
 /**
- * A tenant's details changed. `changes` names the fields; `previousCode` and `previousDomain` keep the values
+ * A tenant's details changed. `changes` names the fields, `reason` says why when one was given; `previousCode` and `previousDomain` keep the values
  * that were replaced, so that whoever indexed the tenant by them can let go.
  *
  * @since 0.1.0
  * @category events
  */
 export class TenantUpdated extends Schema.TaggedClass<TenantUpdated>("tenant-infra/TenantUpdated")("TenantUpdated", {
-  ...eventFields,
+  ...withReason,
   changes: Schema.NonEmptyArray(UpdatedField),
   previousCode: Schema.optionalWith(TenantCode, { exact: true }),
   previousDomain: Schema.optionalWith(Hostname, { exact: true })

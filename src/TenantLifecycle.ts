@@ -257,6 +257,7 @@ export const update = (
     const updated = new Tenant({ ...next, version: tenant.version + 1, updatedAt: stamp.at })
     const event = new TenantUpdated({
       ...eventBase(updated, stamp),
+      ...(stamp.reason === undefined ? {} : { reason: stamp.reason }),
       changes: [first, ...rest],
       ...(changes.includes("code") ? { previousCode: tenant.code } : {}),
       ...(changes.includes("domain") && tenant.domain !== undefined ? { previousDomain: tenant.domain } : {})
