@@ -16,7 +16,7 @@ export default tseslint.config(
       "no-irregular-whitespace": "off",
       "object-shorthand": "error",
       "prefer-destructuring": "off",
-      "sort-imports": ["error", { ignoreCase: false, ignoreDeclarationSort: true, ignoreMemberSort: false }],
+      "sort-imports": ["error", { ignoreCase: false, ignoreDeclarationSort: true, ignoreMemberSort: true }],
       "no-unused-vars": "off",
       "@typescript-eslint/array-type": ["error", { default: "generic", readonly: "generic" }],
       "@typescript-eslint/consistent-type-imports": "error",

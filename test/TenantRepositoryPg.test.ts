@@ -11,7 +11,7 @@ import * as Migrations from "../src/Migrations.js"
 import * as TenantEvent from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
-import { TestSchema, freshSchema, layerClientInFreshSchema, urlWithSchema } from "./utils/postgres.js"
+import { freshSchema, layerClientInFreshSchema, TestSchema, urlWithSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode } from "./utils/tenants.js"
 
 const pgRepository = TenantRepository.layerPg.pipe(Layer.provideMerge(layerClientInFreshSchema))
