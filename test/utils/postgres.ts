@@ -19,7 +19,7 @@ export const urlWithSchema = (schema: string): string => {
 const adminQuery = (text: string) =>
   Effect.acquireUseRelease(
     Effect.tryPromise(async () => {
-      const client = new pg.Client({ connectionString: DATABASE_URL })
+      const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5000 })
       await client.connect()
       return client
     }),
@@ -31,17 +31,21 @@ const adminQuery = (text: string) =>
 export class TestSchema extends Context.Tag("test/TestSchema")<TestSchema, string>() {}
 
 /**
- * A fresh schema for one suite, dropped when the suite ends, so that test files run in parallel without seeing
- * each other's rows.
+ * A fresh schema, named `<prefix>_<random>`, dropped (CASCADE) when the scope closes, whether the work in it
+ * succeeded or not: test files and benchmarks run in parallel without seeing each other's rows.
  */
-export const freshSchema = Effect.acquireRelease(
-  Effect.gen(function*() {
-    const schema = `test_${randomUUID().replaceAll("-", "").slice(0, 16)}`
-    yield* adminQuery(`CREATE SCHEMA "${schema}"`)
-    return schema
-  }),
-  (schema) => Effect.orDie(adminQuery(`DROP SCHEMA "${schema}" CASCADE`))
-)
+export const freshSchemaNamed = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const schema = `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 16)}`
+      yield* adminQuery(`CREATE SCHEMA "${schema}"`)
+      return schema
+    }),
+    (schema) => Effect.orDie(adminQuery(`DROP SCHEMA "${schema}" CASCADE`))
+  )
+
+/** A fresh schema for one test suite. */
+export const freshSchema = freshSchemaNamed("test")
 
 /** A `PgClient` (and `SqlClient`) confined to a fresh schema. */
 export const layerClientInFreshSchema = Layer.unwrapScoped(

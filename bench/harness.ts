@@ -1,0 +1,133 @@
+/**
+ * A small measuring helper for the benchmarks: no library, `process.hrtime.bigint()` around sequential, awaited
+ * operations.
+ *
+ * Candidates are measured interleaved, round by round, and the first one to run rotates each round (A, B, then
+ * B, A, ...), so that drift on the machine (frequency, other processes, the database's caches) falls on all of
+ * them alike. A comparison is the median of the per-round ratios, which one noisy round cannot move.
+ */
+import type * as Effect from "effect/Effect"
+
+/** One operation to measure, awaited once per iteration. */
+export interface Candidate {
+  readonly name: string
+  readonly op: () => Promise<unknown>
+}
+
+/** How much to run: `warmup` operations per candidate first, then `rounds` rounds of `opsPerRound` each. */
+export interface Plan {
+  readonly warmup: number
+  readonly rounds: number
+  readonly opsPerRound: number
+}
+
+/** What one candidate did over every round; latencies are per operation, in microseconds. */
+export interface Measurement {
+  readonly name: string
+  readonly ops: number
+  readonly opsPerSecond: number
+  readonly meanMicros: number
+  readonly p50Micros: number
+  readonly p99Micros: number
+  /** The wall time of each round, in nanoseconds, in round order. */
+  readonly roundNanos: ReadonlyArray<number>
+}
+
+/** `numerator` time over `denominator` time, with the goal it is held to when there is one. */
+export interface Comparison {
+  readonly name: string
+  readonly ratio: number
+  readonly goal?: number
+}
+
+/** What a benchmark hands back for the summary. */
+export interface Report {
+  readonly measurements: ReadonlyArray<Measurement>
+  readonly comparisons: ReadonlyArray<Comparison>
+}
+
+/** A benchmark module: a name and a program that sets up, measures, cleans up and reports. */
+export interface Benchmark {
+  readonly name: string
+  readonly run: Effect.Effect<Report, unknown>
+}
+
+const percentile = (sorted: Float64Array, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  const upper = sorted[middle] ?? Number.NaN
+  return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] ?? Number.NaN) + upper) / 2
+}
+
+/**
+ * Runs every candidate by `plan`, interleaved round by round, and measures each. Stops between two operations
+ * once `signal` is aborted, so that an interrupted benchmark can clean up without operations still running.
+ */
+export const measure = async (
+  candidates: ReadonlyArray<Candidate>,
+  plan: Plan,
+  signal?: AbortSignal
+): Promise<ReadonlyArray<Measurement>> => {
+  for (const candidate of candidates) {
+    for (let i = 0; i < plan.warmup; i++) {
+      signal?.throwIfAborted()
+      await candidate.op()
+    }
+  }
+  const latencies = candidates.map(() => new Float64Array(plan.rounds * plan.opsPerRound))
+  const rounds = candidates.map((): Array<number> => [])
+  for (let round = 0; round < plan.rounds; round++) {
+    for (let turn = 0; turn < candidates.length; turn++) {
+      const index = (round + turn) % candidates.length
+      const candidate = candidates[index]
+      const latency = latencies[index]
+      if (candidate === undefined || latency === undefined) continue
+      const offset = round * plan.opsPerRound
+      const roundStart = process.hrtime.bigint()
+      for (let i = 0; i < plan.opsPerRound; i++) {
+        signal?.throwIfAborted()
+        const start = process.hrtime.bigint()
+        await candidate.op()
+        latency[offset + i] = Number(process.hrtime.bigint() - start)
+      }
+      rounds[index]?.push(Number(process.hrtime.bigint() - roundStart))
+    }
+  }
+  return candidates.map((candidate, index) => {
+    const sorted = (latencies[index] ?? new Float64Array()).sort()
+    const roundNanos = rounds[index] ?? []
+    const totalNanos = roundNanos.reduce((sum, nanos) => sum + nanos, 0)
+    const ops = sorted.length
+    return {
+      name: candidate.name,
+      ops,
+      opsPerSecond: ops / (totalNanos / 1e9),
+      meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / ops / 1e3,
+      p50Micros: percentile(sorted, 0.5) / 1e3,
+      p99Micros: percentile(sorted, 0.99) / 1e3,
+      roundNanos
+    }
+  })
+}
+
+/** The median over rounds of `numerator`'s round time divided by `denominator`'s: above 1 means slower. */
+export const ratio = (numerator: Measurement, denominator: Measurement): number =>
+  median(numerator.roundNanos.map((nanos, round) => nanos / (denominator.roundNanos[round] ?? Number.NaN)))
+
+/** Left-aligned text columns, right-aligned numbers, one header row and a rule under it. */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, column) => {
+      const width = widths[column] ?? 0
+      return /^[-+]?[\d.,]+(x|\/s)?$/.test(cell) ? cell.padStart(width) : cell.padEnd(width)
+    }).join("  ").trimEnd()
+  return [line(header), widths.map((width) => "-".repeat(width)).join("  "), ...rows.map(line)].join("\n")
+}
+
+/** A number with thousands separators and `digits` decimals. */
+export const format = (value: number, digits = 0): string =>
+  value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })

@@ -1,0 +1,60 @@
+/**
+ * `npm run bench`: runs every benchmark in turn, then prints a summary. A benchmark that fails stops the run
+ * with a non-zero exit (after its own clean-up); a goal that is not met does not: these are measurements.
+ *
+ * To add a benchmark, write a module that exports a `Harness.Benchmark` and list it in `benchmarks`.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FindById from "./findById.js"
+import * as Harness from "./harness.js"
+
+const benchmarks: ReadonlyArray<Harness.Benchmark> = [
+  FindById.benchmark
+]
+
+const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.Report]>): string => {
+  const measured = Harness.table(
+    ["benchmark", "candidate", "ops/s", "mean us", "p50 us", "p99 us"],
+    reports.flatMap(([name, report]) =>
+      report.measurements.map((measurement) => [
+        name,
+        measurement.name,
+        Harness.format(measurement.opsPerSecond),
+        Harness.format(measurement.meanMicros),
+        Harness.format(measurement.p50Micros),
+        Harness.format(measurement.p99Micros)
+      ])
+    )
+  )
+  const compared = Harness.table(
+    ["benchmark", "comparison", "ratio", "goal", "status"],
+    reports.flatMap(([name, report]) =>
+      report.comparisons.map((comparison) => [
+        name,
+        comparison.name,
+        `${Harness.format(comparison.ratio, 2)}x`,
+        comparison.goal === undefined ? "-" : `<= ${Harness.format(comparison.goal, 2)}x`,
+        comparison.goal === undefined ? "-" : comparison.ratio <= comparison.goal ? "met" : "not met yet"
+      ])
+    )
+  )
+  return `${measured}\n\n${compared}`
+}
+
+const main = Effect.gen(function*() {
+  const reports: Array<readonly [string, Harness.Report]> = []
+  for (const benchmark of benchmarks) {
+    yield* Console.log(`\n== ${benchmark.name}`)
+    const [elapsed, report] = yield* Effect.timed(benchmark.run)
+    yield* Console.log(`  done in ${Harness.format(Duration.toSeconds(elapsed), 1)} s`)
+    reports.push([benchmark.name, report])
+  }
+  yield* Console.log(`\n== summary\n${summary(reports)}`)
+})
+
+// An interrupted run (Ctrl-C) is not a result either: only a completed one exits 0.
+NodeRuntime.runMain(main, { teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : 1) })
