@@ -1,7 +1,8 @@
 /**
  * `TenantRepository.findById` on `layerPg` against the same query through the raw `pg` driver: the same column
  * list and WHERE clause that `internal/pgRepository.ts` issues, the same pool size, and the row mapped into a
- * plain object of the tenant's shape (no validation) so that both sides hand back a tenant-like value.
+ * plain object of the tenant's shape by the repository's own `rowToProps`, without the checks, so that both sides
+ * hand back a tenant-like value and the ratio prices the checks too.
  *
  * The Effect side runs through a `ManagedRuntime` built before the timed loop, one `runPromise` per lookup, so
  * the figure is what a Promise-based caller pays per call: fiber, span, statement compile, pool, decode.
@@ -15,6 +16,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import pg from "pg"
+import { rowToProps, type TenantRow } from "../src/internal/pgRepository.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
@@ -30,47 +32,6 @@ const PLAN: Harness.Plan = { warmup: 1_000, rounds: 7, opsPerRound: 1_500 }
 const FIND_BY_ID = "SELECT id, code, name, status, email, phone, locale, domain, settings, version, created_at, " +
   "updated_at, deleted_at, status_changed_by, status_change_reason, status_changed_at " +
   "FROM tenants WHERE id = $1 AND deleted_at IS NULL"
-
-interface TenantRow {
-  readonly id: string
-  readonly code: string
-  readonly name: string
-  readonly status: string
-  readonly email: string
-  readonly phone: string | null
-  readonly locale: string
-  readonly domain: string | null
-  readonly settings: unknown
-  readonly version: number
-  readonly created_at: Date
-  readonly updated_at: Date
-  readonly deleted_at: Date | null
-  readonly status_changed_by: string | null
-  readonly status_change_reason: string | null
-  readonly status_changed_at: Date | null
-}
-
-/** The shape `reconstitute` is given in the repository, built the same way, without the checks. */
-const toPlain = (row: TenantRow) => ({
-  id: row.id,
-  code: row.code,
-  name: row.name,
-  status: row.status,
-  contact: row.phone === null
-    ? { email: row.email, locale: row.locale }
-    : { email: row.email, phone: row.phone, locale: row.locale },
-  ...(row.domain === null ? {} : { domain: row.domain }),
-  settings: row.settings,
-  version: row.version,
-  createdAt: row.created_at,
-  updatedAt: row.updated_at,
-  ...(row.deleted_at === null ? {} : { deletedAt: row.deleted_at }),
-  ...(row.status_changed_by === null || row.status_changed_at === null ? {} : {
-    lastStatusChange: row.status_change_reason === null
-      ? { actor: row.status_changed_by, at: row.status_changed_at }
-      : { actor: row.status_changed_by, at: row.status_changed_at, reason: row.status_change_reason }
-  })
-})
 
 /** Tenants of a realistic shape: every other one with a phone, every third one with a domain. */
 const seed = Effect.gen(function*() {
@@ -123,7 +84,7 @@ const program = Effect.gen(function*() {
   const viaLayerPg = (id: TenantId) => runtime.runPromise(repository.findById(id))
   const viaRawPg = (id: TenantId) =>
     pool.query<TenantRow>(FIND_BY_ID, [id]).then((result) =>
-      result.rows[0] === undefined ? undefined : toPlain(result.rows[0])
+      result.rows[0] === undefined ? undefined : rowToProps(result.rows[0])
     )
 
   // Both sides must find the same tenant, or the comparison measures nothing.

@@ -14,7 +14,7 @@ import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import * as Rules from "./repositoryRules.js"
 
-interface TenantRow {
+export interface TenantRow {
   readonly id: string
   readonly code: string
   readonly name: string
@@ -64,27 +64,30 @@ const toRow = (tenant: Tenant) => ({
   status_changed_at: tenant.lastStatusChange?.at ?? null
 })
 
-const fromRow = (operation: string) => (row: TenantRow): Effect.Effect<Tenant, RepositoryError> => {
-  const decoded = reconstitute({
-    id: row.id,
-    code: row.code,
-    name: row.name,
-    status: row.status,
-    contact: row.phone === null
-      ? { email: row.email, locale: row.locale }
-      : { email: row.email, phone: row.phone, locale: row.locale },
-    ...(row.domain === null ? {} : { domain: row.domain }),
-    settings: row.settings,
-    version: row.version,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    ...(row.deleted_at === null ? {} : { deletedAt: row.deleted_at }),
-    ...(row.status_changed_by === null || row.status_changed_at === null ? {} : {
-      lastStatusChange: row.status_change_reason === null
-        ? { actor: row.status_changed_by, at: row.status_changed_at }
-        : { actor: row.status_changed_by, at: row.status_changed_at, reason: row.status_change_reason }
-    })
+/** The row as the fields `reconstitute` checks: nulls become absent fields, contact and status change regroup. */
+export const rowToProps = (row: TenantRow) => ({
+  id: row.id,
+  code: row.code,
+  name: row.name,
+  status: row.status,
+  contact: row.phone === null
+    ? { email: row.email, locale: row.locale }
+    : { email: row.email, phone: row.phone, locale: row.locale },
+  ...(row.domain === null ? {} : { domain: row.domain }),
+  settings: row.settings,
+  version: row.version,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  ...(row.deleted_at === null ? {} : { deletedAt: row.deleted_at }),
+  ...(row.status_changed_by === null || row.status_changed_at === null ? {} : {
+    lastStatusChange: row.status_change_reason === null
+      ? { actor: row.status_changed_by, at: row.status_changed_at }
+      : { actor: row.status_changed_by, at: row.status_changed_at, reason: row.status_change_reason }
   })
+})
+
+const fromRow = (operation: string) => (row: TenantRow): Effect.Effect<Tenant, RepositoryError> => {
+  const decoded = reconstitute(rowToProps(row))
   return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(
     new RepositoryError({
       operation,
