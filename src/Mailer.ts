@@ -1,0 +1,135 @@
+/**
+ * The port that sends one e-mail, and its layers: `layerSmtp` (nodemailer, pooled SMTP) and `layerMemory`
+ * (keeps every message, for tests and the demo).
+ *
+ * Every message has a `key` naming what it is (an event and a recipient, say). The `Message-ID` is derived from
+ * it, so a message sent twice carries the same id and the repeat is recognisable downstream.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import { digestOf, domainOf, hasControlCharacters } from "./internal/messageIdentity.js"
+import { Permanent } from "./SendError.js"
+import type { SendError } from "./SendError.js"
+
+/**
+ * One e-mail. `from` defaults to the layer's sender (`MAIL_FROM`). Header values (`subject`, `to`, `from`,
+ * `headers`) must not hold line breaks or other control characters: such a message fails as `Permanent`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EmailMessage {
+  /** What this message is, e.g. `<event id>:email:<recipient>`; the same key gives the same Message-ID. */
+  readonly key: string
+  readonly to: string
+  readonly subject: string
+  readonly text: string
+  readonly html: string
+  readonly from?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * What the provider answered: the message's `Message-ID` and the server's reply.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SentEmail {
+  readonly messageId: string
+  readonly response: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The address messages are sent from unless they say otherwise. */
+  readonly from: string
+  /** Sends one message, one attempt; retries are the caller's (see `SendRetry`). */
+  readonly send: (message: EmailMessage) => Effect.Effect<SentEmail, SendError>
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class Mailer extends Context.Tag("tenant-infra/Mailer")<Mailer, Service>() {}
+
+/**
+ * The `Message-ID` a message with this key gets when sent from `from`: `<digest@from-domain>`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const messageIdFor = (key: string, from: string): string => `<${digestOf(key)}@${domainOf(from)}>`
+
+/**
+ * Refuses a message whose header values hold line breaks or control characters: sending it would let data
+ * write headers (or SMTP commands) of its own.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const checkHeaders = (message: EmailMessage, from: string): Effect.Effect<void, Permanent> => {
+  const values: ReadonlyArray<readonly [string, string]> = [
+    ["subject", message.subject],
+    ["to", message.to],
+    ["from", from],
+    ...Object.entries(message.headers ?? {}).flatMap(([name, value]) => [[`header name`, name], [name, value]] as const)
+  ]
+  const bad = values.find(([, value]) => hasControlCharacters(value))
+  return bad === undefined ? Effect.void : Effect.fail(
+    new Permanent({ channel: "email", detail: `refused: the ${bad[0]} holds a line break or control character` })
+  )
+}
+
+/**
+ * A message as the memory mailer kept it, with the sender and Message-ID it was given.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeptEmail extends EmailMessage {
+  readonly from: string
+  readonly messageId: string
+}
+
+/**
+ * What `layerMemory` sent, in order.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class MemoryMailer extends Context.Tag("tenant-infra/MemoryMailer")<MemoryMailer, {
+  readonly sent: Effect.Effect<ReadonlyArray<KeptEmail>>
+}>() {}
+
+/**
+ * A mailer that keeps every message instead of sending it, applying the same header checks as `layerSmtp`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options: { readonly from?: string } = {}): Layer.Layer<Mailer | MemoryMailer> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const from = options.from ?? "tenant-infra@localhost"
+    const sent = yield* Ref.make<ReadonlyArray<KeptEmail>>([])
+    const mailer: Service = {
+      from,
+      send: (message) =>
+        Effect.gen(function*() {
+          const sender = message.from ?? from
+          yield* checkHeaders(message, sender)
+          const messageId = messageIdFor(message.key, sender)
+          yield* Ref.update(sent, (all) => [...all, { ...message, from: sender, messageId }])
+          return { messageId, response: "250 kept in memory" }
+        })
+    }
+    return Context.make(Mailer, mailer).pipe(Context.add(MemoryMailer, { sent: Ref.get(sent) }))
+  }))

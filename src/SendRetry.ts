@@ -1,0 +1,102 @@
+/**
+ * The one retry policy for sending a message: exponential backoff with jitter, a capped delay, a capped number
+ * of attempts, each attempt under a timeout; only what `SendError.isRetryable` allows is retried, and a
+ * `RateLimited` answer waits at least as long as the provider asked.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Mailer, SendRetry } from "tenant-infra"
+ *
+ * const sendWithRetries = (message: Mailer.EmailMessage) =>
+ *   Effect.flatMap(Mailer.Mailer, (mailer) => SendRetry.retry("email")(mailer.send(message)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type { SendError } from "./SendError.js"
+import { Ambiguous, isRetryable } from "./SendError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The first delay; each next one doubles (then jitter moves it by up to 20% either way). */
+  readonly baseDelay: Duration.DurationInput
+  /** No delay is longer than this, except a wait a provider asked for. */
+  readonly maxDelay: Duration.DurationInput
+  /** Attempts in all, the first included. */
+  readonly maxAttempts: number
+  /** How long one attempt may take before it is abandoned as `Ambiguous`. */
+  readonly attemptTimeout: Duration.DurationInput
+}
+
+/**
+ * 500 ms, doubling to at most 30 s, 5 attempts, 30 s per attempt.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const defaults: Options = {
+  baseDelay: Duration.millis(500),
+  maxDelay: Duration.seconds(30),
+  maxAttempts: 5,
+  attemptTimeout: Duration.seconds(30)
+}
+
+/**
+ * The schedule itself, fed with each attempt's error: it stops at the first error that is not retryable and
+ * after `maxAttempts` attempts.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const schedule = (options: Options = defaults): Schedule.Schedule<unknown, SendError> => {
+  const maxDelay = Duration.decode(options.maxDelay)
+  return Schedule.exponential(options.baseDelay).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+    Schedule.intersect(Schedule.recurs(Math.max(options.maxAttempts - 1, 0))),
+    Schedule.intersect(Schedule.identity<SendError>()),
+    Schedule.modifyDelay(([, error], delay) =>
+      error._tag === "RateLimited" && error.retryAfter !== undefined ? Duration.max(delay, error.retryAfter) : delay
+    ),
+    Schedule.whileInput(isRetryable)
+  )
+}
+
+/**
+ * Runs one attempt under the attempt timeout. A send cut off by the timeout may have gone out, so it fails as
+ * `Ambiguous` (the senders' own socket timeouts, which are shorter, classify by how far the exchange got).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const attempt =
+  (channel: SendError["channel"], options: Options = defaults) =>
+  <A, R>(send: Effect.Effect<A, SendError, R>): Effect.Effect<A, SendError, R> =>
+    Effect.timeoutFail(send, {
+      duration: options.attemptTimeout,
+      onTimeout: () =>
+        new Ambiguous({
+          channel,
+          detail: `attempt timed out after ${Duration.format(options.attemptTimeout)}`,
+          code: "ETIMEDOUT"
+        })
+    })
+
+/**
+ * Sends with the policy: every attempt under the timeout, retried by {@link schedule}. Fails with the last
+ * attempt's error.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const retry =
+  (channel: SendError["channel"], options: Options = defaults) =>
+  <A, R>(send: Effect.Effect<A, SendError, R>): Effect.Effect<A, SendError, R> =>
+    Effect.retry(attempt(channel, options)(send), schedule(options))
