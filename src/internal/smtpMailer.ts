@@ -1,0 +1,253 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Pool from "effect/Pool"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { PassThrough } from "node:stream"
+import addressparser from "nodemailer/lib/addressparser"
+import type { NodemailerError } from "nodemailer/lib/errors"
+import MailComposer from "nodemailer/lib/mail-composer"
+import SMTPConnection from "nodemailer/lib/smtp-connection"
+import type * as Mailer from "../Mailer.js"
+import { checkHeaders, messageIdFor } from "../Mailer.js"
+import type { SendError } from "../SendError.js"
+import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
+
+/**
+ * Why not nodemailer's pooled transport: on a dropped connection it reports the same error whether the message
+ * body had been sent or not, and by default it requeues the message itself, which turns "maybe delivered" into
+ * a silent duplicate. This pool hands each message to one of nodemailer's `SMTPConnection`s and watches the body
+ * stream: a failure without a server reply after the whole body went out is `Ambiguous`, before it `Transient`.
+ */
+
+class StaleConnection {
+  readonly _tag = "StaleConnection"
+}
+
+interface Connection {
+  readonly smtp: SMTPConnection
+  /** False once the server closed it or it failed: it is thrown away instead of reused. */
+  alive: boolean
+  sent: number
+}
+
+interface Endpoint {
+  readonly host: string
+  readonly port: number | undefined
+  readonly secure: boolean
+  readonly auth: { readonly user: string; readonly pass: Redacted.Redacted } | undefined
+}
+
+/** Reads an `smtp://user:password@host:port` or `smtps://...` URL; the password stays redacted. */
+export const parseSmtpUrl = (url: Redacted.Redacted): Endpoint | string => {
+  let parsed: URL
+  try {
+    parsed = new URL(Redacted.value(url))
+  } catch {
+    return "SMTP_URL is not a URL (expected smtp://user:password@host:port)"
+  }
+  if (parsed.protocol !== "smtp:" && parsed.protocol !== "smtps:") {
+    return `SMTP_URL must start with smtp:// or smtps://, not ${parsed.protocol}//`
+  }
+  if (parsed.hostname === "") return "SMTP_URL has no host"
+  const user = decodeURIComponent(parsed.username)
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, ""),
+    port: parsed.port === "" ? undefined : Number(parsed.port),
+    secure: parsed.protocol === "smtps:",
+    auth: user === "" ? undefined : { user, pass: Redacted.make(decodeURIComponent(parsed.password)) }
+  }
+}
+
+const RATE_LIMITED = /rate|limit|too many|throttl|slow down|try again later/i
+
+/** Decides the class of an SMTP failure from the reply code and, without a reply, from how far the message got. */
+export const classify = (error: NodemailerError, bodySent: boolean): SendError => {
+  const code = error.responseCode
+  const base = {
+    channel: "email" as const,
+    ...(error.response === undefined ? {} : { response: error.response.slice(0, 500) })
+  }
+  if (code !== undefined) {
+    const withCode = { ...base, code }
+    const at = error.command === undefined ? "" : ` at ${error.command}`
+    if (code === 535 || code === 530 || code === 534 || code === 538 || error.code === "EAUTH") {
+      return code >= 500
+        ? new Misconfigured({ ...withCode, detail: `authentication refused${at}` })
+        : new Transient({ ...withCode, detail: `authentication failed for now${at}` })
+    }
+    if (code === 421 || code === 450 || code === 451 || code === 452) {
+      return RATE_LIMITED.test(error.response ?? "")
+        ? new RateLimited({ ...withCode, detail: `rate limited by the server${at}` })
+        : new Transient({ ...withCode, detail: `refused for now by the server${at}` })
+    }
+    if (code >= 400 && code < 500) return new Transient({ ...withCode, detail: `refused for now by the server${at}` })
+    if (code >= 500) return new Permanent({ ...withCode, detail: `rejected by the server${at}` })
+  }
+  if (error.code === "EAUTH" || error.code === "ENOAUTH" || error.code === "ETLS" || error.code === "EREQUIRETLS") {
+    return new Misconfigured({ ...base, code: error.code, detail: `cannot authenticate or secure the connection` })
+  }
+  const clientCode = error.code ?? "ECONNECTION"
+  return bodySent
+    ? new Ambiguous({
+      ...base,
+      code: clientCode,
+      detail: "connection lost after the whole message was sent, before the server answered"
+    })
+    : new Transient({ ...base, code: clientCode, detail: "connection failed before the message was sent" })
+}
+
+export interface SmtpMailerOptions {
+  readonly url: Redacted.Redacted
+  readonly from: string
+  readonly maxConnections: number
+  readonly maxMessagesPerConnection: number
+  readonly connectionTimeout: Duration.DurationInput
+  readonly greetingTimeout: Duration.DurationInput
+  readonly socketTimeout: Duration.DurationInput
+  readonly idleTimeout: Duration.DurationInput
+  readonly rejectUnauthorized: boolean
+}
+
+const asNodemailerError = (error: unknown): NodemailerError =>
+  error instanceof Error ? error : Object.assign(new Error(String(error)), { code: "ECONNECTION" })
+
+export const makeSmtpMailer = (
+  options: SmtpMailerOptions
+): Effect.Effect<Mailer.Service, Misconfigured, Scope.Scope> =>
+  Effect.gen(function*() {
+    const endpoint = parseSmtpUrl(options.url)
+    if (typeof endpoint === "string") {
+      return yield* Effect.fail(new Misconfigured({ channel: "email", detail: endpoint }))
+    }
+    const envelopeFrom = addressparser(options.from, { flatten: true })[0]?.address
+    if (envelopeFrom === undefined || envelopeFrom === "") {
+      return yield* Effect.fail(new Misconfigured({ channel: "email", detail: "MAIL_FROM holds no address" }))
+    }
+
+    const open: Effect.Effect<Connection, SendError, Scope.Scope> = Effect.acquireRelease(
+      Effect.async<Connection, SendError>((resume) => {
+        const smtp = new SMTPConnection({
+          host: endpoint.host,
+          ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
+          secure: endpoint.secure,
+          connectionTimeout: Duration.toMillis(options.connectionTimeout),
+          greetingTimeout: Duration.toMillis(options.greetingTimeout),
+          socketTimeout: Duration.toMillis(options.socketTimeout),
+          tls: { rejectUnauthorized: options.rejectUnauthorized }
+        })
+        const connection: Connection = { smtp, alive: true, sent: 0 }
+        let settled = false
+        const fail = (error: unknown) => {
+          connection.alive = false
+          if (settled) return
+          settled = true
+          smtp.close()
+          resume(Effect.fail(classify(asNodemailerError(error), false)))
+        }
+        // A connection fails outside any send too (idle timeout, server shutdown); without a listener the
+        // 'error' event would crash the process.
+        smtp.on("error", fail)
+        smtp.on("end", () => {
+          connection.alive = false
+        })
+        smtp.connect(() => {
+          if (endpoint.auth === undefined) {
+            settled = true
+            return resume(Effect.succeed(connection))
+          }
+          smtp.login({ user: endpoint.auth.user, pass: Redacted.value(endpoint.auth.pass) }, (error) => {
+            if (error) return fail(error)
+            settled = true
+            resume(Effect.succeed(connection))
+          })
+        })
+        return Effect.sync(() => smtp.close())
+      }),
+      (connection) =>
+        Effect.sync(() => {
+          connection.alive = false
+          connection.smtp.quit()
+        })
+    )
+
+    const pool = yield* Pool.makeWithTTL({
+      acquire: open,
+      min: 0,
+      max: options.maxConnections,
+      timeToLive: options.idleTimeout
+    })
+
+    const compose = (message: Mailer.EmailMessage, from: string, messageId: string) =>
+      Effect.tryPromise({
+        try: () =>
+          new MailComposer({
+            from,
+            to: message.to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            messageId,
+            ...(message.headers === undefined ? {} : { headers: { ...message.headers } }),
+            // Content never comes from files or URLs; a template must not be able to make us read either.
+            disableFileAccess: true,
+            disableUrlAccess: true
+          }).compile().build(),
+        catch: (cause) => new Permanent({ channel: "email", detail: "the message could not be composed", cause })
+      })
+
+    const deliver = (connection: Connection, to: string, body: Buffer) =>
+      Effect.async<SMTPConnection.SentMessageInfo, SendError>((resume) => {
+        // The body reaches the connection only after the server accepted MAIL, RCPT and DATA; the stream
+        // ends when the connection has read all of it, which is when a silent failure becomes ambiguous.
+        let bodySent = false
+        const stream = new PassThrough()
+        stream.on("end", () => {
+          bodySent = true
+        })
+        connection.smtp.send({ from: envelopeFrom, to: [to] }, stream, (error, info) => {
+          if (error) {
+            connection.alive = false
+            return resume(Effect.fail(classify(error, bodySent)))
+          }
+          connection.sent++
+          resume(Effect.succeed(info))
+        })
+        stream.end(body)
+        // Interrupted mid-send (a timeout): the connection's state is unknown, so it is closed, not reused.
+        return Effect.sync(() => {
+          connection.alive = false
+          connection.smtp.close()
+        })
+      })
+
+    const send = (message: Mailer.EmailMessage): Effect.Effect<Mailer.SentEmail, SendError> =>
+      Effect.gen(function*() {
+        const from = message.from ?? options.from
+        yield* checkHeaders(message, from)
+        const messageId = messageIdFor(message.key, from)
+        const body = yield* compose(message, from, messageId)
+        const info = yield* Effect.scoped(Effect.gen(function*() {
+          const connection = yield* Pool.get(pool)
+          if (!connection.alive) {
+            yield* Pool.invalidate(pool, connection)
+            return yield* Effect.fail(new StaleConnection())
+          }
+          const result = yield* deliver(connection, message.to, body).pipe(
+            Effect.onError(() => Pool.invalidate(pool, connection))
+          )
+          if (connection.sent >= options.maxMessagesPerConnection) yield* Pool.invalidate(pool, connection)
+          return result
+        })).pipe(
+          // A pooled connection the server closed while idle is noticed only here: take another one.
+          Effect.retry({ times: options.maxConnections + 1, while: (error) => error instanceof StaleConnection }),
+          Effect.catchIf(
+            (error): error is StaleConnection => error instanceof StaleConnection,
+            () => Effect.fail(new Transient({ channel: "email", detail: "no usable SMTP connection" }))
+          )
+        )
+        return { messageId, response: info.response }
+      }).pipe(Effect.withSpan("Mailer.send", { captureStackTrace: false, attributes: { "mailer.backend": "smtp" } }))
+
+    return { from: options.from, send }
+  })
