@@ -68,7 +68,9 @@ const program = Effect.gen(function*() {
   yield* Console.log(`${clash._tag}: ${clash.message}`)
 
   yield* step("Walk Acme through its life")
-  let acme = created[0] as Tenant
+  const [first, second] = created
+  if (first === undefined || second === undefined) return yield* Effect.dieMessage("the demo creates four tenants")
+  let acme = first
   const apply = (
     label: string,
     change: (
@@ -102,9 +104,9 @@ const program = Effect.gen(function*() {
   yield* apply("delete", TenantLifecycle.softDelete, { actor: "ops@demo", reason: "customer left for good" })
 
   yield* step("Rejected write: saving a stale copy")
-  const stale = yield* TenantLifecycle.activate(created[1] as Tenant, yield* TenantLifecycle.stamp({ actor: "a" }))
+  const stale = yield* TenantLifecycle.activate(second, yield* TenantLifecycle.stamp({ actor: "a" }))
   yield* repository.save(stale.tenant, [stale.event], 1)
-  const again = yield* TenantLifecycle.suspend(created[1] as Tenant, yield* TenantLifecycle.stamp({ actor: "b" }))
+  const again = yield* TenantLifecycle.suspend(second, yield* TenantLifecycle.stamp({ actor: "b" }))
   const conflict = yield* Effect.flip(repository.save(again.tenant, [again.event], 1))
   yield* Console.log(`${conflict._tag}: ${conflict.message}`)
 

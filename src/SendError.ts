@@ -1,13 +1,15 @@
 /**
  * Why a message was not (or may not have been) delivered, in five classes that say what a retry can do:
  *
- * | class | meaning | retried |
- * | --- | --- | --- |
- * | `Transient` | not accepted, for a passing reason (SMTP 4xx, connection refused or reset before the body, HTTP 5xx) | yes |
- * | `RateLimited` | not accepted: the provider asked us to slow down (SMTP 421/450/451 rate replies, HTTP 429) | yes, after the wait it named |
- * | `Permanent` | will never be accepted as it is (SMTP 5xx such as 550, HTTP 400/404/422, a bad number or header) | never |
- * | `Misconfigured` | our side is wrong for every message (SMTP 535 authentication, HTTP 401/403) | never |
- * | `Ambiguous` | the connection dropped after the whole message went out and before the reply: it may have been delivered | SMS only (the gateway deduplicates by idempotency key) |
+ * - `Transient`: not accepted, for a passing reason (SMTP 4xx, connection refused or reset before the body,
+ *   HTTP 5xx). Retried.
+ * - `RateLimited`: not accepted, the provider asked us to slow down (SMTP 421/450/451 rate replies, HTTP 429).
+ *   Retried after the wait it named.
+ * - `Permanent`: will never be accepted as it is (SMTP 5xx such as 550, HTTP 400/404/422, a bad number or
+ *   header). Never retried.
+ * - `Misconfigured`: our side is wrong for every message (SMTP 535 authentication, HTTP 401/403). Never retried.
+ * - `Ambiguous`: the connection dropped after the whole message went out and before the reply, so it may have
+ *   been delivered. Retried for SMS only, where the gateway deduplicates by idempotency key.
  *
  * Each keeps the provider's code and response. None ever holds a password or an API key.
  *

@@ -11,6 +11,42 @@ import * as Schema from "effect/Schema"
 
 const utf8 = new TextEncoder()
 
+// A NUL or a lone surrogate is valid in a JavaScript string and invalid in PostgreSQL text and in JSON sent to
+// most services: refusing it at the boundary keeps every layer able to store what it accepted.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Text that every store can hold: no NUL character, no unpaired surrogate.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StorableText = Schema.String.pipe(
+  Schema.filter((text) => !text.includes("\u0000") || "must not contain a NUL character"),
+  Schema.filter((text) => !LONE_SURROGATE.test(text) || "must not contain an unpaired surrogate")
+)
+
+/**
+ * A point in time that every store can hold: a valid date between the years 1 and 9999.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Timestamp = Schema.ValidDateFromSelf.pipe(
+  Schema.filter((date) => {
+    const year = date.getUTCFullYear()
+    return (year >= 1 && year <= 9999) || "must be between the years 1 and 9999"
+  })
+)
+
+/**
+ * {@link Timestamp} encoded as an ISO 8601 string.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TimestampFromString = Schema.compose(Schema.DateFromString, Timestamp, { strict: false })
+
 const codePointLength = (value: string): number => {
   let length = 0
   for (const _ of value) length++
@@ -18,12 +54,16 @@ const codePointLength = (value: string): number => {
 }
 
 /**
- * A tenant's identity: a UUID, branded so that it cannot be confused with another id.
+ * A tenant's identity: a UUID in lower case (the form PostgreSQL gives back, so that an id compares equal
+ * wherever it was stored), branded so that it cannot be confused with another id.
  *
  * @since 0.1.0
  * @category models
  */
-export const TenantId = Schema.UUID.pipe(Schema.brand("TenantId"))
+export const TenantId = Schema.UUID.pipe(
+  Schema.lowercased({ message: () => "must be a UUID in lower case" }),
+  Schema.brand("TenantId")
+)
 
 /**
  * @since 0.1.0
@@ -117,7 +157,7 @@ export const TenantNameFromInput = Schema.transform(Schema.String, TenantName, {
  * @since 0.1.0
  * @category models
  */
-export const Email = Schema.String.pipe(
+export const Email = StorableText.pipe(
   Schema.maxLength(254, { message: () => "must be at most 254 characters" }),
   Schema.pattern(/^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:".]+$/, {
     message: () => "must be an e-mail address such as admin@example.com"
@@ -232,9 +272,17 @@ export const Hostname = Schema.String.pipe(
  */
 export const HostnameFromInput = Schema.transform(Schema.String, Hostname, {
   strict: true,
-  decode: (input) => input.trim().toLowerCase().replace(/\.$/, ""),
+  decode: (input) => normalizeHostname(input),
   encode: (host) => host
 })
+
+/**
+ * Normalises a host name the way users type it: trimmed, lower-cased, without a trailing dot.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const normalizeHostname = (input: string): string => input.trim().toLowerCase().replace(/\.$/, "")
 
 /**
  * The most keys a tenant's settings may hold.
@@ -259,7 +307,7 @@ export const SETTINGS_MAX_BYTES = 16_384
  * @category models
  */
 export const SettingValue = Schema.Union(
-  Schema.String.pipe(Schema.maxLength(2000, { message: () => "must be at most 2000 characters" })),
+  StorableText.pipe(Schema.maxLength(2000, { message: () => "must be at most 2000 characters" })),
   Schema.Finite,
   Schema.Boolean,
   Schema.Null
@@ -328,7 +376,7 @@ export type TenantStatus = typeof TenantStatus.Type
  * @since 0.1.0
  * @category models
  */
-export const Actor = Schema.String.pipe(
+export const Actor = StorableText.pipe(
   Schema.trimmed({ message: () => "must not start or end with whitespace" }),
   Schema.minLength(1, { message: () => "must not be empty" }),
   Schema.maxLength(200, { message: () => "must be at most 200 characters" }),
@@ -341,7 +389,7 @@ export const Actor = Schema.String.pipe(
  * @since 0.1.0
  * @category models
  */
-export const Reason = Schema.String.pipe(
+export const Reason = StorableText.pipe(
   Schema.trimmed({ message: () => "must not start or end with whitespace" }),
   Schema.minLength(1, { message: () => "must not be empty" }),
   Schema.maxLength(500, { message: () => "must be at most 500 characters" }),
@@ -356,7 +404,7 @@ export const Reason = Schema.String.pipe(
  */
 export const StatusChange = Schema.Struct({
   actor: Actor,
-  at: Schema.Date,
+  at: TimestampFromString,
   reason: Schema.optionalWith(Reason, { exact: true })
 })
 
@@ -383,9 +431,9 @@ const TenantFields = Schema.Struct({
   domain: Schema.optionalWith(Hostname, { exact: true }),
   settings: TenantSettings,
   version: Version,
-  createdAt: Schema.Date,
-  updatedAt: Schema.Date,
-  deletedAt: Schema.optionalWith(Schema.Date, { exact: true }),
+  createdAt: TimestampFromString,
+  updatedAt: TimestampFromString,
+  deletedAt: Schema.optionalWith(TimestampFromString, { exact: true }),
   lastStatusChange: Schema.optionalWith(StatusChange, { exact: true })
 }).pipe(
   Schema.filter((tenant) =>

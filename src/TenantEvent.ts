@@ -6,12 +6,12 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { Actor, Hostname, Reason, Tenant, TenantCode, TenantId, Version } from "./Tenant.js"
+import { Actor, Hostname, Reason, Tenant, TenantCode, TenantId, TimestampFromString, Version } from "./Tenant.js"
 
 const eventFields = {
   eventId: Schema.UUID,
   tenantId: TenantId,
-  occurredAt: Schema.Date,
+  occurredAt: TimestampFromString,
   /** The aggregate version this event produced. */
   version: Version,
   actor: Actor,
@@ -89,8 +89,9 @@ export const UpdatedField = Schema.Literal("code", "name", "contact", "domain", 
 export type UpdatedField = typeof UpdatedField.Type
 
 /**
- * A tenant's details changed. `changes` names the fields, `reason` says why when one was given; `previousCode` and `previousDomain` keep the values
- * that were replaced, so that whoever indexed the tenant by them can let go.
+ * A tenant's details changed. `changes` names the fields, `reason` says why when one was given;
+ * `previousCode` and `previousDomain` keep the values that were replaced, so that whoever indexed the tenant by
+ * them can let go.
  *
  * @since 0.1.0
  * @category events

@@ -39,7 +39,16 @@ import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import * as InvalidInput from "./InvalidInput.js"
 import type { TenantContact, TenantSettings } from "./Tenant.js"
-import { Actor, CreateTenantInput, Reason, Tenant, TenantId, TenantStatus, UpdateTenantInput } from "./Tenant.js"
+import {
+  Actor,
+  CreateTenantInput,
+  Reason,
+  Tenant,
+  TenantId,
+  TenantStatus,
+  Timestamp,
+  UpdateTenantInput
+} from "./Tenant.js"
 import type { UpdatedField } from "./TenantEvent.js"
 import {
   TenantActivated,
@@ -58,7 +67,7 @@ import {
  */
 export class Stamp extends Schema.Class<Stamp>("tenant-infra/Stamp")({
   eventId: Schema.UUID,
-  at: Schema.ValidDateFromSelf,
+  at: Timestamp,
   actor: Actor,
   reason: Schema.optionalWith(Reason, { exact: true })
 }) {}
@@ -111,7 +120,13 @@ export interface Transition<E> {
  * @since 0.1.0
  * @category models
  */
-export type Operation = "activate" | "suspend" | "delete" | "restore" | "update"
+export const Operation = Schema.Literal("activate", "suspend", "delete", "restore", "update")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Operation = typeof Operation.Type
 
 const allowedFrom: Record<Operation, ReadonlyArray<TenantStatus>> = {
   activate: ["pending", "suspended"],
@@ -140,7 +155,7 @@ export class InvalidTransition
   extends Schema.TaggedError<InvalidTransition>("tenant-infra/InvalidTransition")("InvalidTransition", {
     tenantId: TenantId,
     status: TenantStatus,
-    operation: Schema.Literal("activate", "suspend", "delete", "restore", "update")
+    operation: Operation
   })
 {
   override get message(): string {

@@ -8,7 +8,8 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { TenantId, Version } from "./Tenant.js"
+import type { InvalidInput } from "./InvalidInput.js"
+import { TenantId, TimestampFromString, Version } from "./Tenant.js"
 import { TenantEvent } from "./TenantEvent.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
@@ -24,14 +25,22 @@ export class OutboxEntry extends Schema.Class<OutboxEntry>("tenant-infra/OutboxE
   eventId: Schema.UUID,
   tenantId: TenantId,
   tenantVersion: Version,
-  eventType: Schema.String,
-  occurredAt: Schema.Date,
-  recordedAt: Schema.Date,
+  eventType: Schema.Literal(
+    "TenantCreated",
+    "TenantActivated",
+    "TenantSuspended",
+    "TenantDeleted",
+    "TenantRestored",
+    "TenantUpdated"
+  ) satisfies Schema.Schema<TenantEvent["_tag"]>,
+  occurredAt: TimestampFromString,
+  recordedAt: TimestampFromString,
   event: TenantEvent
 }) {}
 
 /**
  * Which entries to read: one tenant's, those after a position, at most `limit` (default 100, at most 1,000).
+ * Values out of range fail with `InvalidInput`.
  *
  * @since 0.1.0
  * @category models
@@ -54,7 +63,7 @@ export const MAX_LIST_LIMIT = 1000
  */
 export interface Service {
   /** Entries in position order. */
-  readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<OutboxEntry>, RepositoryError>
+  readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<OutboxEntry>, InvalidInput | RepositoryError>
 }
 
 /**

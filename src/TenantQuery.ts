@@ -5,7 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import type { Tenant } from "./Tenant.js"
-import { TenantStatus } from "./Tenant.js"
+import { TenantStatus, Timestamp } from "./Tenant.js"
 
 /**
  * The largest page `list` returns; asking for more is an `InvalidInput`, not a silently shorter page.
@@ -67,8 +67,8 @@ export const ListQuery = Schema.Struct({
     Schema.String.pipe(Schema.maxLength(100, { message: () => "must be at most 100 characters" })),
     { exact: true }
   ),
-  createdFrom: Schema.optionalWith(Schema.ValidDateFromSelf, { exact: true }),
-  createdBefore: Schema.optionalWith(Schema.ValidDateFromSelf, { exact: true }),
+  createdFrom: Schema.optionalWith(Timestamp, { exact: true }),
+  createdBefore: Schema.optionalWith(Timestamp, { exact: true }),
   includeDeleted: Schema.optionalWith(Schema.Boolean, { exact: true, default: () => false }),
   sortBy: Schema.optionalWith(SortField, { exact: true, default: () => "createdAt" as const }),
   sortDirection: Schema.optionalWith(SortDirection, { exact: true, default: () => "desc" as const }),

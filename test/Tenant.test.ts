@@ -229,6 +229,37 @@ describe("Tenant", () => {
       }))
   })
 
+  describe("text and times every store can hold", () => {
+    it.effect.each<readonly [why: string, overrides: Record<string, unknown>, field: string]>([
+      ["a NUL in the e-mail", withContact({ email: "a\u0000b@acme.test" }), "contact.email"],
+      ["a NUL in a setting", { settings: { note: "a\u0000b" } }, "settings.note"],
+      ["a lone surrogate in a setting", { settings: { note: "x\ud800y" } }, "settings.note"]
+    ])("rejects %s as InvalidInput", ([, overrides, field]) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(createWith(overrides))
+        assert.include(badFields(error), field)
+      }))
+
+    it.effect("accepts a paired surrogate (an emoji) in a setting", () =>
+      Effect.gen(function*() {
+        const tenant = yield* createTenant({ settings: { note: "launch 🚀" } })
+        assert.strictEqual(tenant.settings["note"], "launch 🚀")
+      }))
+
+    it.effect("rejects a stamp whose reason holds a lone surrogate, and a time before the year 1", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(TenantLifecycle.stamp({ actor: "ops", reason: "x\udc00" }))
+        assert.deepStrictEqual(error.fields, ["reason"])
+        assert.throws(() =>
+          new TenantLifecycle.Stamp({
+            eventId: "6f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10",
+            at: new Date(Date.UTC(-5000, 0, 1)),
+            actor: "ops"
+          })
+        )
+      }))
+  })
+
   describe("InvalidInput", () => {
     it.effect("names every bad field at once", () =>
       Effect.gen(function*() {

@@ -6,7 +6,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { Tenant } from "../src/Tenant.js"
+import { Tenant } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import { TenantOutbox } from "../src/TenantOutbox.js"
@@ -468,6 +468,79 @@ for (const [backend, backendLayer] of backends) {
             { pending: 1, active: 2, suspended: 0, deleted: 1 }
           )
         }))
+
+      describe("caller bugs die and write nothing, the same on both layers", () => {
+        it.effect("a stamp reused for a second tenant: its row and its outbox entry are rolled back", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const stamp = stampAt(new Date())
+            const first = Either.getOrThrow(
+              TenantLifecycle.create(
+                yield* TenantLifecycle.newTenantId,
+                { code: uniqueCode(), name: "First", contact: { email: "a@b.test" } },
+                stamp
+              )
+            )
+            const second = Either.getOrThrow(
+              TenantLifecycle.create(
+                yield* TenantLifecycle.newTenantId,
+                { code: uniqueCode(), name: "Second", contact: { email: "a@b.test" } },
+                stamp
+              )
+            )
+            yield* repo.insert(first.tenant, first.event)
+            const exit = yield* Effect.exit(repo.insert(second.tenant, second.event))
+            assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+            assert.isTrue(Option.isNone(yield* repo.findById(second.tenant.id, { includeDeleted: true })))
+            assert.lengthOf(yield* outboxOf(second.tenant), 0)
+            assert.lengthOf(yield* outboxOf(first.tenant), 1)
+          }))
+
+        it.effect("a tenant built by hand in a status its event does not lead to", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const { event, tenant } = yield* newTenant()
+            const forged = new Tenant({ ...event.tenant, status: "active" })
+            const exit = yield* Effect.exit(repo.insert(forged, event))
+            assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+            assert.isTrue(Option.isNone(yield* repo.findById(tenant.id)))
+          }))
+      })
+
+      describe("values", () => {
+        it.effect("are copied in and out: changing a tenant after storing it changes nothing stored", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const tenant = yield* inserted({ settings: { seats: 1, zero: -0 } })
+            Object.assign(tenant.settings, { seats: 99 })
+            const found = Option.getOrThrow(yield* repo.findById(tenant.id))
+            assert.deepStrictEqual(found.settings, { seats: 1, zero: 0 })
+            Object.assign(found.settings, { seats: 42 })
+            assert.deepStrictEqual(Option.getOrThrow(yield* repo.findById(tenant.id)).settings, { seats: 1, zero: 0 })
+          }))
+
+        it.effect("an id in upper case names no tenant (ids are lower case everywhere)", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const tenant = yield* inserted()
+            assert.isTrue(Option.isNone(yield* repo.findById(tenant.id.toUpperCase() as Tenant["id"])))
+          }))
+
+        it.effect("out-of-range query values are InvalidInput, not store errors", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const ancient = yield* Effect.flip(repo.list({ createdFrom: new Date(Date.UTC(-5000, 0, 1)) }))
+            assert.deepStrictEqual([ancient._tag, ancient._tag === "InvalidInput" && ancient.fields], [
+              "InvalidInput",
+              ["createdFrom"]
+            ])
+            const outbox = yield* TenantOutbox
+            for (const options of [{ limit: 1.5 }, { limit: 0 }, { afterPosition: -1 }, { afterPosition: 0.5 }]) {
+              const error = yield* Effect.flip(outbox.list(options))
+              assert.strictEqual(error._tag, "InvalidInput")
+            }
+          }))
+      })
 
       it.effect("dies on a write whose events do not match its versions (a caller bug, not a condition)", () =>
         Effect.gen(function*() {

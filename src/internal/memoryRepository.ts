@@ -1,14 +1,27 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { normalizeCode } from "../Tenant.js"
-import type { Tenant, TenantId } from "../Tenant.js"
-import type { TenantEvent } from "../TenantEvent.js"
+import * as Schema from "effect/Schema"
+import { normalizeCode, normalizeHostname, Tenant } from "../Tenant.js"
+import type { TenantId } from "../Tenant.js"
+import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantOutbox from "../TenantOutbox.js"
-import { MAX_LIST_LIMIT, OutboxEntry } from "../TenantOutbox.js"
+import { OutboxEntry } from "../TenantOutbox.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import * as Rules from "./repositoryRules.js"
+
+/**
+ * Values go in and out through their JSON encoding, as they do in PostgreSQL: the store never shares a live
+ * object with a caller, and what it gives back is exactly what PostgreSQL would (`-0` becomes `0`, say).
+ */
+const throughJson = <A, I>(schema: Schema.Schema<A, I>) => {
+  const encode = Schema.encodeSync(schema)
+  const decode = Schema.decodeUnknownSync(schema)
+  return (value: A): A => decode(JSON.parse(JSON.stringify(encode(value))))
+}
+const copyTenant = throughJson(Tenant)
+const copyEvent = throughJson(TenantEvent)
 
 /**
  * The in-memory store. Every write checks and applies its changes in one synchronous step, so it is atomic
@@ -19,6 +32,7 @@ export const makeMemoryStore = Effect.sync(() => {
   const liveByCode = new Map<string, TenantId>()
   const liveByDomain = new Map<string, TenantId>()
   const outbox: Array<OutboxEntry> = []
+  const eventIds = new Set<string>()
 
   const index = (tenant: Tenant) => {
     if (!tenant.isLive) return
@@ -48,6 +62,7 @@ export const makeMemoryStore = Effect.sync(() => {
 
   const record = (events: ReadonlyArray<TenantEvent>, recordedAt: Date) => {
     for (const event of events) {
+      eventIds.add(event.eventId)
       outbox.push(
         new OutboxEntry({
           position: outbox.length + 1,
@@ -57,7 +72,7 @@ export const makeMemoryStore = Effect.sync(() => {
           eventType: event._tag,
           occurredAt: event.occurredAt,
           recordedAt,
-          event
+          event: copyEvent(event)
         })
       )
     }
@@ -74,7 +89,8 @@ export const makeMemoryStore = Effect.sync(() => {
             if (tenants.has(tenant.id)) return Effect.fail(new TenantAlreadyExists({ field: "id", value: tenant.id }))
             const taken = collision(tenant)
             if (taken !== undefined) return Effect.fail(taken)
-            tenants.set(tenant.id, tenant)
+            if (eventIds.has(event.eventId)) return Rules.duplicateEventId(event.eventId)
+            tenants.set(tenant.id, copyTenant(tenant))
             index(tenant)
             record([event], recordedAt)
             return Effect.void
@@ -108,24 +124,29 @@ export const makeMemoryStore = Effect.sync(() => {
     findById: (id, options) =>
       Effect.sync(() =>
         Option.fromNullable(tenants.get(id)).pipe(
-          Option.filter((tenant) => tenant.isLive || options?.includeDeleted === true)
+          Option.filter((tenant) => tenant.isLive || options?.includeDeleted === true),
+          Option.map(copyTenant)
         )
       ),
     findByCode: (code) =>
       Effect.sync(() =>
-        Option.fromNullable(liveByCode.get(normalizeCode(code))).pipe(Option.flatMapNullable((id) => tenants.get(id)))
+        Option.fromNullable(liveByCode.get(normalizeCode(code))).pipe(
+          Option.flatMapNullable((id) => tenants.get(id)),
+          Option.map(copyTenant)
+        )
       ),
     findByDomain: (domain) =>
       Effect.sync(() =>
-        Option.fromNullable(liveByDomain.get(Rules.normalizeDomain(domain))).pipe(
-          Option.flatMapNullable((id) => tenants.get(id))
+        Option.fromNullable(liveByDomain.get(normalizeHostname(domain))).pipe(
+          Option.flatMapNullable((id) => tenants.get(id)),
+          Option.map(copyTenant)
         )
       ),
     list: (input) =>
       Effect.map(Rules.decodeListQuery(input ?? {}), (query) => {
         const matching = Array.from(tenants.values()).filter(Rules.matches(query)).sort(Rules.listOrder(query))
         const offset = Rules.offsetOf(query)
-        return Rules.pageOf(query, matching.slice(offset, offset + query.pageSize), matching.length)
+        return Rules.pageOf(query, matching.slice(offset, offset + query.pageSize).map(copyTenant), matching.length)
       }),
     countByStatus: Effect.sync(() => {
       const counts = Rules.zeroCounts()
@@ -136,15 +157,14 @@ export const makeMemoryStore = Effect.sync(() => {
 
   const outboxService: TenantOutbox.Service = {
     list: (options) =>
-      Effect.sync(() => {
-        const limit = Math.min(Math.max(options?.limit ?? 100, 1), MAX_LIST_LIMIT)
-        const after = options?.afterPosition ?? 0
-        return outbox
+      Effect.map(Rules.decodeOutboxOptions(options ?? {}), (query) =>
+        outbox
           .filter((entry) =>
-            entry.position > after && (options?.tenantId === undefined || entry.tenantId === options.tenantId)
+            entry.position > (query.afterPosition ?? 0) &&
+            (query.tenantId === undefined || entry.tenantId === query.tenantId)
           )
-          .slice(0, limit)
-      })
+          .slice(0, query.limit)
+          .map((entry) => new OutboxEntry({ ...entry, event: copyEvent(entry.event) })))
   }
 
   return { repository, outbox: outboxService }

@@ -4,11 +4,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Migrations from "../Migrations.js"
-import { normalizeCode, reconstitute } from "../Tenant.js"
+import { normalizeCode, normalizeHostname, reconstitute } from "../Tenant.js"
 import type { Tenant } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantOutbox from "../TenantOutbox.js"
-import { MAX_LIST_LIMIT, OutboxEntry } from "../TenantOutbox.js"
+import { OutboxEntry } from "../TenantOutbox.js"
 import type { SortField } from "../TenantQuery.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
@@ -38,7 +38,6 @@ interface OutboxRow {
   readonly event_id: string
   readonly tenant_id: string
   readonly tenant_version: number
-  readonly event_type: string
   readonly payload: unknown
   readonly occurred_at: Date
   readonly recorded_at: Date
@@ -91,7 +90,8 @@ const fromRow = (operation: string) => (row: TenantRow): Effect.Effect<Tenant, R
   return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(
     new RepositoryError({
       operation,
-      detail: `stored tenant ${row.id} does not decode: ${decoded.left.message}`,
+      // The parse error quotes stored values (e-mail addresses, say): it stays in the cause, out of the message.
+      detail: `stored tenant ${row.id} does not decode`,
       cause: decoded.left
     })
   )
@@ -115,17 +115,27 @@ const storeFailure = (operation: string) => (error: SqlError): RepositoryError =
   })
 }
 
-/** A unique violation on a tenant key is a domain answer, `TenantAlreadyExists`; anything else is a store failure. */
-const writeFailure =
-  (operation: string, tenant: Tenant) => (error: SqlError): TenantAlreadyExists | RepositoryError => {
-    const { code, constraint } = driverErrorOf(error)
-    const field = code === "23505" && typeof constraint === "string" ? uniqueFields[constraint] : undefined
-    if (field === undefined) return storeFailure(operation)(error)
-    return new TenantAlreadyExists({
+/**
+ * A unique violation on a tenant key is a domain answer, `TenantAlreadyExists`; one on an event id is the
+ * caller's bug (a reused stamp) and dies, as it does in the memory layer; anything else is a store failure.
+ */
+const writeFailure = (operation: string, tenant: Tenant, events: ReadonlyArray<TenantEvent>) =>
+(
+  error: SqlError
+): Effect.Effect<never, TenantAlreadyExists | RepositoryError> => {
+  const { code, constraint } = driverErrorOf(error)
+  if (code === "23505" && constraint === "tenant_outbox_event_id_key") {
+    return Rules.duplicateEventId(events.map((event) => event.eventId).join(", "))
+  }
+  const field = code === "23505" && typeof constraint === "string" ? uniqueFields[constraint] : undefined
+  if (field === undefined) return Effect.fail(storeFailure(operation)(error))
+  return Effect.fail(
+    new TenantAlreadyExists({
       field,
       value: field === "id" ? tenant.id : field === "code" ? tenant.code : tenant.domain ?? ""
     })
-  }
+  )
+}
 
 const encodeEvent = Schema.encode(TenantEvent)
 const decodeEvent = Schema.decodeUnknown(TenantEvent)
@@ -170,7 +180,7 @@ export const makePgStore = Effect.gen(function*() {
         Rules.checkInsert(tenant, event),
         sql.withTransaction(
           Effect.zipRight(sql`INSERT INTO tenants ${sql.insert(toRow(tenant))}`, appendToOutbox([event]))
-        ).pipe(Effect.mapError(writeFailure("insert", tenant)))
+        ).pipe(Effect.catchAll(writeFailure("insert", tenant, [event])), Effect.asVoid)
       ),
     save: (tenant, events, expectedVersion) =>
       Effect.zipRight(
@@ -189,10 +199,10 @@ export const makePgStore = Effect.gen(function*() {
               )
           }
           yield* appendToOutbox(events)
-        })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(writeFailure("save", tenant)(error))))
+        })).pipe(Effect.catchTag("SqlError", writeFailure("save", tenant, events)), Effect.asVoid)
       ),
     findById: (id, options) =>
-      Rules.isUuid(id) ?
+      Rules.isTenantId(id) ?
         findOne(
           "findById",
           options?.includeDeleted === true
@@ -209,7 +219,7 @@ export const makePgStore = Effect.gen(function*() {
       findOne(
         "findByDomain",
         sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${
-          Rules.normalizeDomain(domain)
+          normalizeHostname(domain)
         } AND deleted_at IS NULL`
       ),
     list: (input) =>
@@ -228,12 +238,18 @@ export const makePgStore = Effect.gen(function*() {
           ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
         ])
         const order = orderBy[query.sortBy][query.sortDirection]
-        return Effect.all({
-          rows: sql<TenantRow>`
-            SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
-            LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
-          count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
-        }, { concurrency: 2 }).pipe(
+        // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
+        return sql.withTransaction(
+          Effect.zipRight(
+            sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`,
+            Effect.all({
+              rows: sql<TenantRow>`
+                SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
+                LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
+              count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
+            })
+          )
+        ).pipe(
           Effect.mapError(storeFailure("list")),
           Effect.flatMap(({ count, rows }) =>
             Effect.map(decodeRows("list")(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
@@ -252,40 +268,40 @@ export const makePgStore = Effect.gen(function*() {
   }
 
   const outbox: TenantOutbox.Service = {
-    list: (options) => {
-      const limit = Math.min(Math.max(options?.limit ?? 100, 1), MAX_LIST_LIMIT)
-      const where = sql.and([
-        ...(options?.tenantId === undefined ? [] : [sql`tenant_id = ${options.tenantId}`]),
-        ...(options?.afterPosition === undefined ? [] : [sql`position > ${options.afterPosition}`])
-      ])
-      return sql<OutboxRow>`
-        SELECT position, event_id, tenant_id, tenant_version, event_type, payload, occurred_at, recorded_at
-        FROM tenant_outbox WHERE ${where} ORDER BY position LIMIT ${limit}`.pipe(
-        Effect.mapError(storeFailure("outbox.list")),
-        Effect.flatMap((rows) =>
-          Effect.forEach(rows, (row) =>
-            Effect.map(decodeEvent(row.payload), (event) =>
-              new OutboxEntry({
-                position: Number(row.position),
-                eventId: row.event_id,
-                tenantId: event.tenantId,
-                tenantVersion: row.tenant_version,
-                eventType: row.event_type,
-                occurredAt: row.occurred_at,
-                recordedAt: row.recorded_at,
-                event
-              })))
-        ),
-        Effect.catchTag("ParseError", (error) =>
-          Effect.fail(
-            new RepositoryError({
-              operation: "outbox.list",
-              detail: `a stored event does not decode: ${error.message}`,
-              cause: error
-            })
-          ))
-      )
-    }
+    list: (options) =>
+      Effect.flatMap(Rules.decodeOutboxOptions(options ?? {}), (query) => {
+        const where = sql.and([
+          ...(query.tenantId === undefined ? [] : [sql`tenant_id = ${query.tenantId}`]),
+          ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
+        ])
+        return sql<OutboxRow>`
+          SELECT position, event_id, tenant_id, tenant_version, payload, occurred_at, recorded_at
+          FROM tenant_outbox WHERE ${where} ORDER BY position LIMIT ${query.limit}`.pipe(
+          Effect.mapError(storeFailure("outbox.list")),
+          Effect.flatMap((rows) =>
+            Effect.forEach(rows, (row) =>
+              Effect.map(decodeEvent(row.payload), (event) =>
+                new OutboxEntry({
+                  position: Number(row.position),
+                  eventId: row.event_id,
+                  tenantId: event.tenantId,
+                  tenantVersion: row.tenant_version,
+                  eventType: event._tag,
+                  occurredAt: row.occurred_at,
+                  recordedAt: row.recorded_at,
+                  event
+                })))
+          ),
+          Effect.catchTag("ParseError", (error) =>
+            Effect.fail(
+              new RepositoryError({
+                operation: "outbox.list",
+                detail: "a stored outbox entry does not decode",
+                cause: error
+              })
+            ))
+        )
+      })
   }
 
   return { repository, outbox }

@@ -3,9 +3,12 @@
  * invariants, search normalisation, sort keys, paging.
  */
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import * as InvalidInput from "../InvalidInput.js"
 import type { Tenant, TenantStatus } from "../Tenant.js"
+import { TenantId } from "../Tenant.js"
 import type { TenantCreated, TenantEvent } from "../TenantEvent.js"
+import { MAX_LIST_LIMIT } from "../TenantOutbox.js"
 import type { Page } from "../TenantQuery.js"
 import { ListQuery } from "../TenantQuery.js"
 
@@ -85,37 +88,69 @@ export const zeroCounts = (): { -readonly [S in TenantStatus]: number } => ({
   deleted: 0
 })
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Ids that are not tenant ids can name no tenant; looking one up answers "none" instead of a database error. */
+export const isTenantId = Schema.is(TenantId)
 
-/** Ids that are not UUIDs can name no tenant; looking one up answers "none" instead of a database error. */
-export const isUuid = (id: string): boolean => UUID.test(id)
+const statusAfter: Partial<Record<TenantEvent["_tag"], TenantStatus>> = {
+  TenantCreated: "pending",
+  TenantActivated: "active",
+  TenantSuspended: "suspended",
+  TenantDeleted: "deleted",
+  TenantRestored: "suspended"
+}
 
-export const normalizeDomain = (domain: string): string => domain.trim().toLowerCase().replace(/\.$/, "")
+const describeEvents = (events: ReadonlyArray<TenantEvent>) =>
+  events.map((event) => `${event._tag} v${event.version} (${event.tenant.status})`).join(", ")
+
+/** Each event carries the tenant it produced; its status must be the one the event's kind leads to. */
+const eventMatchesItsTenant = (event: TenantEvent): boolean =>
+  event.tenant.id === event.tenantId &&
+  event.tenant.version === event.version &&
+  (statusAfter[event._tag] === undefined || statusAfter[event._tag] === event.tenant.status)
 
 /**
- * A write whose events do not belong to its tenant is a bug in the caller, not a condition to handle: it dies
- * with a message that says what is inconsistent.
+ * A write whose events do not describe its tenant is a bug in the caller (a tenant built by hand rather than by
+ * `TenantLifecycle`, events left out or reused), not a condition to handle: it dies with a message that says
+ * what is inconsistent, and nothing is written.
  */
 export const checkInsert = (tenant: Tenant, event: TenantCreated): Effect.Effect<void> =>
-  tenant.version !== 1 || event.version !== 1 || event.tenantId !== tenant.id || event._tag !== "TenantCreated" ?
+  tenant.version === 1 && tenant.status === "pending" && event._tag === "TenantCreated" &&
+    event.tenantId === tenant.id && eventMatchesItsTenant(event) ?
+    Effect.void :
     Effect.dieMessage(
-      `TenantRepository.insert: expects a new tenant (version 1) and its TenantCreated event, got version ${tenant.version} and ${event._tag} v${event.version} for ${event.tenantId}`
-    ) :
-    Effect.void
+      `TenantRepository.insert: expects a new pending tenant (version 1) and the TenantCreated event that made it, ` +
+        `got ${tenant.status} v${tenant.version} with ${describeEvents([event])}`
+    )
 
 export const checkSave = (
   tenant: Tenant,
   events: ReadonlyArray<TenantEvent>,
   expectedVersion: number
 ): Effect.Effect<void> => {
-  const consistent = events.length > 0 &&
+  const last = events[events.length - 1]
+  const consistent = last !== undefined &&
     tenant.version === expectedVersion + events.length &&
+    last.tenant.status === tenant.status &&
+    new Set(events.map((event) => event.eventId)).size === events.length &&
     events.every((event, i) =>
-      event.tenantId === tenant.id && event.version === expectedVersion + i + 1 && event._tag !== "TenantCreated"
+      event.tenantId === tenant.id && event.version === expectedVersion + i + 1 && event._tag !== "TenantCreated" &&
+      eventMatchesItsTenant(event)
     )
   return consistent ? Effect.void : Effect.dieMessage(
-    `TenantRepository.save: tenant ${tenant.id} at version ${tenant.version} read at ${expectedVersion} needs one event per version in between, got [${
-      events.map((event) => `${event._tag} v${event.version}`).join(", ")
-    }]`
+    `TenantRepository.save: tenant ${tenant.id} (${tenant.status} v${tenant.version}) read at v${expectedVersion} ` +
+      `needs one event per version in between, each with the tenant it produced; got [${describeEvents(events)}]`
   )
 }
+
+/** Reusing a stamp gives two changes one event id; the outbox keeps event ids unique, so that is refused. */
+export const duplicateEventId = (eventId: string): Effect.Effect<never> =>
+  Effect.dieMessage(`event ${eventId} is already in the outbox: every change needs a fresh Stamp`)
+
+export const decodeOutboxOptions = InvalidInput.decode(
+  "outbox query",
+  Schema.Struct({
+    tenantId: Schema.optionalWith(TenantId, { exact: true }),
+    afterPosition: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),
+    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)), { exact: true, default: () => 100 })
+  })
+)

@@ -6,7 +6,7 @@ import * as Redacted from "effect/Redacted"
 import { randomUUID } from "node:crypto"
 import pg from "pg"
 
-/** The server the tests use: `DATABASE_URL`, or the local one. A server that is down fails the tests, never skips them. */
+/** The server the tests use: `DATABASE_URL`, or the local one. A server that is down fails the tests. */
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
 /** The same database, with every connection's search_path set to `schema`. */
