@@ -1,0 +1,129 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Ref from "effect/Ref"
+import * as TestClock from "effect/TestClock"
+import type { SendError } from "../src/SendError.js"
+import { Ambiguous, isRetryable, Misconfigured, Permanent, RateLimited, Transient } from "../src/SendError.js"
+import * as SendRetry from "../src/SendRetry.js"
+
+const options: SendRetry.Options = {
+  baseDelay: Duration.seconds(1),
+  maxDelay: Duration.seconds(4),
+  maxAttempts: 5,
+  attemptTimeout: Duration.seconds(10)
+}
+
+/** A send that fails with the given errors in turn, then succeeds; it records when each attempt started. */
+const scripted = (errors: ReadonlyArray<SendError>) =>
+  Effect.gen(function*() {
+    const starts = yield* Ref.make<ReadonlyArray<number>>([])
+    const send = Effect.gen(function*() {
+      const now = yield* TestClock.currentTimeMillis
+      const attempt = (yield* Ref.updateAndGet(starts, (all) => [...all, now])).length
+      const error = errors[attempt - 1]
+      return error === undefined ? "sent" : yield* Effect.fail(error)
+    })
+    return { send, starts: Ref.get(starts) }
+  })
+
+describe("SendError.isRetryable", () => {
+  it("retries Transient and RateLimited everywhere, Ambiguous on SMS only, Permanent and Misconfigured never", () => {
+    const matrix = (["email", "sms"] as const).map((channel) => [
+      channel,
+      [
+        new Transient({ channel, detail: "x" }),
+        new RateLimited({ channel, detail: "x" }),
+        new Ambiguous({ channel, detail: "x" }),
+        new Permanent({ channel, detail: "x" }),
+        new Misconfigured({ channel, detail: "x" })
+      ].map(isRetryable)
+    ])
+    assert.deepStrictEqual(matrix, [
+      ["email", [true, true, false, false, false]],
+      ["sms", [true, true, true, false, false]]
+    ])
+  })
+})
+
+describe("SendRetry", () => {
+  it.effect("backs off exponentially with jitter, capped at maxDelay, until the send succeeds", () =>
+    Effect.gen(function*() {
+      const { send, starts } = yield* scripted(
+        Array.from({ length: 4 }, () => new Transient({ channel: "email", detail: "451" }))
+      )
+      const fiber = yield* Effect.fork(SendRetry.retry("email", options)(send))
+      yield* TestClock.adjust(Duration.minutes(1))
+      assert.strictEqual(yield* Fiber.join(fiber), "sent")
+      const times = yield* starts
+      const gaps = times.slice(1).map((time, i) => time - (times[i] ?? 0))
+      assert.lengthOf(gaps, 4)
+      // 1 s, 2 s, 4 s, then 8 s capped to 4 s; jitter moves each by at most 20%, the cap applies after it.
+      const expected = [1000, 2000, 4000, 4000]
+      gaps.forEach((gap, i) => {
+        assert.isAtLeast(gap, (expected[i] ?? 0) * 0.8)
+        assert.isAtMost(gap, Math.min((expected[i] ?? 0) * 1.2, 4000))
+      })
+    }))
+
+  it.effect("waits at least as long as a RateLimited answer asked", () =>
+    Effect.gen(function*() {
+      const { send, starts } = yield* scripted([
+        new RateLimited({ channel: "sms", detail: "429", retryAfter: Duration.seconds(30) })
+      ])
+      const fiber = yield* Effect.fork(SendRetry.retry("sms", options)(send))
+      yield* TestClock.adjust(Duration.seconds(29))
+      assert.lengthOf(yield* starts, 1)
+      yield* TestClock.adjust(Duration.seconds(1))
+      assert.strictEqual(yield* Fiber.join(fiber), "sent")
+      assert.deepStrictEqual(yield* starts, [0, 30_000])
+    }))
+
+  it.effect("stops at maxAttempts with the last error", () =>
+    Effect.gen(function*() {
+      const { send, starts } = yield* scripted(
+        Array.from({ length: 10 }, (_, i) => new Transient({ channel: "email", detail: `attempt ${i + 1}` }))
+      )
+      const fiber = yield* Effect.fork(Effect.flip(SendRetry.retry("email", options)(send)))
+      yield* TestClock.adjust(Duration.minutes(5))
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error.detail, "attempt 5")
+      assert.lengthOf(yield* starts, 5)
+    }))
+
+  it.effect("does not retry what cannot succeed, nor an ambiguous e-mail", () =>
+    Effect.gen(function*() {
+      for (
+        const error of [
+          new Permanent({ channel: "email", detail: "550" }),
+          new Misconfigured({ channel: "sms", detail: "401" }),
+          new Ambiguous({ channel: "email", detail: "dropped after the body" })
+        ]
+      ) {
+        const { send, starts } = yield* scripted([error, error])
+        const failed = yield* Effect.flip(SendRetry.retry(error.channel, options)(send))
+        assert.strictEqual(failed, error)
+        assert.lengthOf(yield* starts, 1)
+      }
+    }))
+
+  it.effect("abandons an attempt past the timeout as Ambiguous, which SMS then retries", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const hangsOnce = Effect.flatMap(
+        Ref.updateAndGet(attempts, (n) => n + 1),
+        (n) => n === 1 ? Effect.never : Effect.succeed("sent")
+      )
+      const fiber = yield* Effect.fork(SendRetry.retry("sms", options)(hangsOnce))
+      yield* TestClock.adjust(Duration.seconds(10))
+      yield* TestClock.adjust(Duration.seconds(2))
+      assert.strictEqual(yield* Fiber.join(fiber), "sent")
+      assert.strictEqual(yield* Ref.get(attempts), 2)
+
+      const email = yield* Effect.fork(Effect.flip(SendRetry.attempt("email", options)(Effect.never)))
+      yield* TestClock.adjust(Duration.seconds(10))
+      const error = yield* Fiber.join(email)
+      assert.deepStrictEqual([error._tag, error.code], ["Ambiguous", "ETIMEDOUT"])
+    }))
+})
