@@ -11,9 +11,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FindById from "./findById.js"
 import * as Harness from "./harness.js"
+import * as SmtpThroughput from "./smtpThroughput.js"
 
 const benchmarks: ReadonlyArray<Harness.Benchmark> = [
-  FindById.benchmark
+  FindById.benchmark,
+  SmtpThroughput.benchmark
 ]
 
 const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.Report]>): string => {

@@ -160,15 +160,13 @@ export interface SmtpOptions {
   readonly greetingTimeout?: Duration.DurationInput | undefined
   /** Of silence within a conversation (default 15 seconds; nodemailer's default is 10 minutes). */
   readonly socketTimeout?: Duration.DurationInput | undefined
-  /** Before an unused connection is closed (default 30 seconds). */
-  readonly idleTimeout?: Duration.DurationInput | undefined
   /** Check the server's TLS certificate (default true). */
   readonly rejectUnauthorized?: boolean | undefined
 }
 
 /**
- * Sends over SMTP with nodemailer: a pool of up to `maxConnections` connections, opened on demand, closed when
- * idle and when the layer's scope closes. Each send is one attempt whose failure says how far it got: a drop
+ * Sends over SMTP with nodemailer: a pool of up to `maxConnections` connections, opened on demand, replaced
+ * after `maxMessagesPerConnection` messages or when the server closes them, and closed with the layer's scope. Each send is one attempt whose failure says how far it got: a drop
  * before the body is `Transient`, a drop after the whole body and before the reply is `Ambiguous` (it is never
  * resent behind the caller's back). Fails to build with `Misconfigured` when the URL or the sender is unusable.
  *
@@ -186,7 +184,6 @@ export const layerSmtp = (options: SmtpOptions): Layer.Layer<Mailer, Misconfigur
       connectionTimeout: options.connectionTimeout ?? Duration.seconds(5),
       greetingTimeout: options.greetingTimeout ?? Duration.seconds(5),
       socketTimeout: options.socketTimeout ?? Duration.seconds(15),
-      idleTimeout: options.idleTimeout ?? Duration.seconds(30),
       rejectUnauthorized: options.rejectUnauthorized ?? true
     })
   )

@@ -179,6 +179,18 @@ describe("Mailer", () => {
         { maxConnections: 3 }
       ))
 
+    it.live("replaces pooled connections the server closed while they were idle", () =>
+      withSmtp((server) =>
+        Effect.gen(function*() {
+          yield* Effect.forEach([1, 2], () => send(), { concurrency: 2 })
+          server.dropConnections()
+          yield* Effect.sleep("50 millis")
+          yield* Effect.forEach([1, 2, 3], () => send(), { concurrency: 3 })
+          assert.lengthOf(server.accepted(), 5)
+          assert.strictEqual(server.attempts(), 5)
+        })
+      ))
+
     describe("with SendRetry", () => {
       const retried = (overrides: Partial<Mailer.EmailMessage> = {}) =>
         Effect.flatMap(Mailer.Mailer, (mailer) => SendRetry.retry("email", fast)(mailer.send(message(overrides))))

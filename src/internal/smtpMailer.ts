@@ -1,6 +1,9 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Pool from "effect/Pool"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { PassThrough } from "node:stream"
@@ -19,10 +22,6 @@ import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../
  * a silent duplicate. This pool hands each message to one of nodemailer's `SMTPConnection`s and watches the body
  * stream: a failure without a server reply after the whole body went out is `Ambiguous`, before it `Transient`.
  */
-
-class StaleConnection {
-  readonly _tag = "StaleConnection"
-}
 
 interface Connection {
   readonly smtp: SMTPConnection
@@ -105,7 +104,6 @@ export interface SmtpMailerOptions {
   readonly connectionTimeout: Duration.DurationInput
   readonly greetingTimeout: Duration.DurationInput
   readonly socketTimeout: Duration.DurationInput
-  readonly idleTimeout: Duration.DurationInput
   readonly rejectUnauthorized: boolean
 }
 
@@ -116,6 +114,7 @@ export const makeSmtpMailer = (
   options: SmtpMailerOptions
 ): Effect.Effect<Mailer.Service, Misconfigured, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const endpoint = parseSmtpUrl(options.url)
     if (typeof endpoint === "string") {
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: endpoint }))
@@ -125,58 +124,109 @@ export const makeSmtpMailer = (
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: "MAIL_FROM holds no address" }))
     }
 
-    const open: Effect.Effect<Connection, SendError, Scope.Scope> = Effect.acquireRelease(
-      Effect.async<Connection, SendError>((resume) => {
-        const smtp = new SMTPConnection({
-          host: endpoint.host,
-          ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
-          secure: endpoint.secure,
-          connectionTimeout: Duration.toMillis(options.connectionTimeout),
-          greetingTimeout: Duration.toMillis(options.greetingTimeout),
-          socketTimeout: Duration.toMillis(options.socketTimeout),
-          tls: { rejectUnauthorized: options.rejectUnauthorized }
-        })
-        const connection: Connection = { smtp, alive: true, sent: 0 }
-        let settled = false
-        const fail = (error: unknown) => {
-          connection.alive = false
-          if (settled) return
+    const connect: Effect.Effect<Connection, SendError> = Effect.async<Connection, SendError>((resume) => {
+      const smtp = new SMTPConnection({
+        host: endpoint.host,
+        ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
+        secure: endpoint.secure,
+        connectionTimeout: Duration.toMillis(options.connectionTimeout),
+        greetingTimeout: Duration.toMillis(options.greetingTimeout),
+        socketTimeout: Duration.toMillis(options.socketTimeout),
+        tls: { rejectUnauthorized: options.rejectUnauthorized }
+      })
+      const connection: Connection = { smtp, alive: true, sent: 0 }
+      let settled = false
+      const fail = (error: unknown) => {
+        connection.alive = false
+        if (settled) return
+        settled = true
+        smtp.close()
+        resume(Effect.fail(classify(asNodemailerError(error), false)))
+      }
+      // A connection fails outside any send too (idle timeout, server shutdown); without a listener the
+      // 'error' event would crash the process.
+      smtp.on("error", fail)
+      smtp.on("end", () => {
+        connection.alive = false
+      })
+      smtp.connect(() => {
+        if (endpoint.auth === undefined) {
           settled = true
-          smtp.close()
-          resume(Effect.fail(classify(asNodemailerError(error), false)))
+          return resume(Effect.succeed(connection))
         }
-        // A connection fails outside any send too (idle timeout, server shutdown); without a listener the
-        // 'error' event would crash the process.
-        smtp.on("error", fail)
-        smtp.on("end", () => {
-          connection.alive = false
+        smtp.login({ user: endpoint.auth.user, pass: Redacted.value(endpoint.auth.pass) }, (error) => {
+          if (error) return fail(error)
+          settled = true
+          resume(Effect.succeed(connection))
         })
-        smtp.connect(() => {
-          if (endpoint.auth === undefined) {
-            settled = true
-            return resume(Effect.succeed(connection))
-          }
-          smtp.login({ user: endpoint.auth.user, pass: Redacted.value(endpoint.auth.pass) }, (error) => {
-            if (error) return fail(error)
-            settled = true
-            resume(Effect.succeed(connection))
-          })
-        })
-        return Effect.sync(() => smtp.close())
-      }),
-      (connection) =>
-        Effect.sync(() => {
-          connection.alive = false
-          connection.smtp.quit()
-        })
-    )
-
-    const pool = yield* Pool.makeWithTTL({
-      acquire: open,
-      min: 0,
-      max: options.maxConnections,
-      timeToLive: options.idleTimeout
+      })
+      return Effect.sync(() => smtp.close())
     })
+
+    /**
+     * The pool. A message waits for whichever comes first: a connection handed back, or one being opened for
+     * it. (Effect's `Pool` makes a message wait for the connection opened on its behalf, even when another one
+     * is free sooner; with servers that delay their greeting, that stalls whole batches.) A failed open is
+     * handed to one waiter as its failure, so no one waits for a connection that will never come.
+     */
+    const ready = yield* Queue.unbounded<Either.Either<Connection, SendError>>()
+    const everyConnection = new Set<Connection>()
+    let opened = 0
+
+    const openOne = Effect.suspend(() => {
+      opened++
+      return connect.pipe(
+        Effect.tap((connection) => Effect.sync(() => everyConnection.add(connection))),
+        Effect.either,
+        Effect.tap((result) => Effect.sync(() => Either.isLeft(result) && opened--)),
+        Effect.flatMap((result) => Queue.offer(ready, result)),
+        Effect.forkIn(scope)
+      )
+    })
+
+    const discard = (connection: Connection) =>
+      Effect.sync(() => {
+        connection.alive = false
+        everyConnection.delete(connection)
+        opened--
+        connection.smtp.quit()
+      })
+
+    const checkout: Effect.Effect<Connection, SendError> = Effect.gen(function*() {
+      for (;;) {
+        const waiting = yield* Queue.poll(ready)
+        if (Option.isNone(waiting) && opened < options.maxConnections) yield* openOne
+        const next = Option.isSome(waiting) ? waiting.value : yield* Queue.take(ready)
+        if (Either.isLeft(next)) return yield* Effect.fail(next.left)
+        // A connection the server closed while it sat idle is noticed here: drop it and take another.
+        if (next.right.alive) return next.right
+        yield* discard(next.right)
+      }
+    })
+
+    const checkin = (connection: Connection, reusable: boolean) =>
+      reusable && connection.alive && connection.sent < options.maxMessagesPerConnection
+        ? Queue.offer(ready, Either.right(connection))
+        : Effect.zipRight(
+          discard(connection),
+          // Messages are waiting: open the replacement now rather than when the next one asks.
+          Effect.flatMap(
+            Queue.size(ready),
+            (size) => size < 0 && opened < options.maxConnections ? openOne : Effect.void
+          )
+        )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        Queue.shutdown(ready),
+        Effect.sync(() => {
+          for (const connection of everyConnection) {
+            connection.alive = false
+            connection.smtp.quit()
+          }
+        })
+      )
+    )
 
     const compose = (message: Mailer.EmailMessage, from: string, messageId: string) =>
       Effect.tryPromise({
@@ -227,24 +277,10 @@ export const makeSmtpMailer = (
         yield* checkHeaders(message, from)
         const messageId = messageIdFor(message.key, from)
         const body = yield* compose(message, from, messageId)
-        const info = yield* Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Pool.get(pool)
-          if (!connection.alive) {
-            yield* Pool.invalidate(pool, connection)
-            return yield* Effect.fail(new StaleConnection())
-          }
-          const result = yield* deliver(connection, message.to, body).pipe(
-            Effect.onError(() => Pool.invalidate(pool, connection))
-          )
-          if (connection.sent >= options.maxMessagesPerConnection) yield* Pool.invalidate(pool, connection)
-          return result
-        })).pipe(
-          // A pooled connection the server closed while idle is noticed only here: take another one.
-          Effect.retry({ times: options.maxConnections + 1, while: (error) => error instanceof StaleConnection }),
-          Effect.catchIf(
-            (error): error is StaleConnection => error instanceof StaleConnection,
-            () => Effect.fail(new Transient({ channel: "email", detail: "no usable SMTP connection" }))
-          )
+        const info = yield* Effect.acquireUseRelease(
+          checkout,
+          (connection) => deliver(connection, message.to, body),
+          (connection, exit) => checkin(connection, Exit.isSuccess(exit))
         )
         return { messageId, response: info.response }
       }).pipe(Effect.withSpan("Mailer.send", { captureStackTrace: false, attributes: { "mailer.backend": "smtp" } }))
