@@ -1,22 +1,51 @@
 /**
  * The demo behind `npm start`: a few tenants through their life, on the in-memory repository, or on PostgreSQL
- * when DATABASE_URL is set (the layer migrates first). Every step prints what happened.
+ * when DATABASE_URL is set (the layer migrates first). Every step prints what happened, and every event's
+ * notifications are sent (to memory and printed, or through SMTP_URL / SMS_GATEWAY_URL when they are set).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { Postgres, TenantLifecycle, TenantOutbox, TenantRepository } from "../src/index.js"
+import {
+  Mailer,
+  Postgres,
+  SmsGateway,
+  TenantLifecycle,
+  TenantNotifications,
+  TenantOutbox,
+  TenantRepository
+} from "../src/index.js"
 import type { Tenant } from "../src/Tenant.js"
+import type { TenantEvent } from "../src/TenantEvent.js"
 
 const describeTenant = (tenant: Tenant) =>
   `${tenant.code} "${tenant.name}" ${tenant.status} v${tenant.version}` +
   (tenant.deletedAt ? ` deletedAt=${tenant.deletedAt.toISOString()}` : "")
 
 const step = (title: string) => Console.log(`\n== ${title}`)
+
+/** Sends the event's notifications and prints each message, or why it failed. */
+const notify = (event: TenantEvent) =>
+  Effect.gen(function*() {
+    const notifications = yield* TenantNotifications.TenantNotifications
+    const report = yield* notifications.notify(event)
+    for (const { id, notification } of report.sent) {
+      const { message } = notification
+      yield* Console.log(
+        notification.channel === "email"
+          ? `   -> e-mail to ${message.to}: "${"subject" in message ? message.subject : ""}" (${id})`
+          : `   -> SMS to ${message.to}: "${"text" in message ? message.text : ""}" (${id})`
+      )
+    }
+    for (const { error, notification } of report.failed) {
+      yield* Console.log(`   -> ${notification.channel} to ${notification.message.to} FAILED: ${error.message}`)
+    }
+  })
 
 const program = Effect.gen(function*() {
   const repository = yield* TenantRepository.TenantRepository
@@ -46,6 +75,7 @@ const program = Effect.gen(function*() {
     yield* repository.insert(tenant, event)
     created.push(tenant)
     yield* Console.log(`created ${describeTenant(tenant)}   (code typed as ${JSON.stringify(input.code)})`)
+    yield* notify(event)
   }
 
   yield* step("Reject bad input: every bad field is named, nothing is stored")
@@ -88,6 +118,7 @@ const program = Effect.gen(function*() {
         `${label.padEnd(9)} -> ${describeTenant(acme)}  event ${result.right.event._tag}` +
           (by.reason ? ` (reason: ${by.reason})` : "")
       )
+      yield* notify(result.right.event)
     })
   yield* apply("activate", TenantLifecycle.activate, { actor: "ops@demo" })
   yield* apply("suspend", TenantLifecycle.suspend, { actor: "billing", reason: "invoice 2026-11 unpaid" })
@@ -144,4 +175,24 @@ const RepositoryLive = Layer.unwrapEffect(
       ))
 )
 
-program.pipe(Effect.provide(RepositoryLive), NodeRuntime.runMain)
+/** Messages go to memory (and are printed) unless SMTP_URL or SMS_GATEWAY_URL point at real servers. */
+const MailerLive = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.redacted("SMTP_URL")), (url) =>
+    Option.isSome(url)
+      ? Mailer.layerSmtpConfig.pipe(Layer.tap(() => Console.log("E-mail goes to SMTP_URL")))
+      : Mailer.layerMemory({ from: "Tenant Infra <noreply@tenant-infra.test>" }))
+)
+
+const SmsLive = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("SMS_GATEWAY_URL")), (url) =>
+    Option.isSome(url)
+      ? SmsGateway.layerHttpConfig.pipe(
+        Layer.provide(FetchHttpClient.layer),
+        Layer.tap(() => Console.log("SMS goes to SMS_GATEWAY_URL"))
+      )
+      : SmsGateway.layerMemory)
+)
+
+const NotificationsLive = TenantNotifications.layer().pipe(Layer.provide(Layer.merge(MailerLive, SmsLive)))
+
+program.pipe(Effect.provide(Layer.merge(RepositoryLive, NotificationsLive)), NodeRuntime.runMain)

@@ -6,12 +6,42 @@ export * as InvalidInput from "./InvalidInput.js"
 /**
  * @since 0.1.0
  */
+export * as Mailer from "./Mailer.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Migrations from "./Migrations.js"
 
 /**
  * @since 0.1.0
  */
+export * as NotificationTemplates from "./NotificationTemplates.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Postgres from "./Postgres.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SendError from "./SendError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SendRetry from "./SendRetry.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmsGateway from "./SmsGateway.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmsText from "./SmsText.js"
 
 /**
  * @since 0.1.0
@@ -27,6 +57,11 @@ export * as TenantEvent from "./TenantEvent.js"
  * @since 0.1.0
  */
 export * as TenantLifecycle from "./TenantLifecycle.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantNotifications from "./TenantNotifications.js"
 
 /**
  * @since 0.1.0
