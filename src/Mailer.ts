@@ -15,10 +15,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import { digestOf, domainOf, hasControlCharacters } from "./internal/messageIdentity.js"
+import { checkHeaders, messageIdFor } from "./internal/messageRules.js"
 import { makeSmtpMailer } from "./internal/smtpMailer.js"
 import type { Misconfigured, SendError } from "./SendError.js"
-import { Permanent } from "./SendError.js"
 
 /**
  * One e-mail. `from` defaults to the layer's sender (`MAIL_FROM`). Header values (`subject`, `to`, `from`,
@@ -66,33 +65,22 @@ export interface Service {
  */
 export class Mailer extends Context.Tag("tenant-infra/Mailer")<Mailer, Service>() {}
 
-/**
- * The `Message-ID` a message with this key gets when sent from `from`: `<digest@from-domain>`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const messageIdFor = (key: string, from: string): string => `<${digestOf(key)}@${domainOf(from)}>`
-
-/**
- * Refuses a message whose header values hold line breaks or control characters: sending it would let data
- * write headers (or SMTP commands) of its own.
- *
- * @since 0.1.0
- * @category validation
- */
-export const checkHeaders = (message: EmailMessage, from: string): Effect.Effect<void, Permanent> => {
-  const values: ReadonlyArray<readonly [string, string]> = [
-    ["subject", message.subject],
-    ["to", message.to],
-    ["from", from],
-    ...Object.entries(message.headers ?? {}).flatMap(([name, value]) => [[`header name`, name], [name, value]] as const)
-  ]
-  const bad = values.find(([, value]) => hasControlCharacters(value))
-  return bad === undefined ? Effect.void : Effect.fail(
-    new Permanent({ channel: "email", detail: `refused: the ${bad[0]} holds a line break or control character` })
-  )
-}
+export {
+  /**
+   * Refuses a message whose header values hold line breaks or control characters.
+   *
+   * @since 0.1.0
+   * @category validation
+   */
+  checkHeaders,
+  /**
+   * The `Message-ID` a message with this key gets when sent from `from`: `<digest@from-domain>`.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  messageIdFor
+} from "./internal/messageRules.js"
 
 /**
  * A message as the memory mailer kept it, with the sender and Message-ID it was given.

@@ -33,10 +33,16 @@ export interface Options {
   readonly maxAttempts: number
   /** How long one attempt may take before it is abandoned as `Ambiguous`. */
   readonly attemptTimeout: Duration.DurationInput
+  /**
+   * The longest wait a `RateLimited` answer may ask for and still be waited out here; a longer one ends the
+   * retries with that error, so that a caller with a durable schedule (the outbox relay) can come back later
+   * instead of holding the message in memory (default 1 minute).
+   */
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
 }
 
 /**
- * 500 ms, doubling to at most 30 s, 5 attempts, 30 s per attempt.
+ * 500 ms, doubling to at most 30 s, 5 attempts, 30 s per attempt, a provider's wait honoured up to 1 minute.
  *
  * @since 0.1.0
  * @category models
@@ -45,18 +51,24 @@ export const defaults: Options = {
   baseDelay: Duration.millis(500),
   maxDelay: Duration.seconds(30),
   maxAttempts: 5,
-  attemptTimeout: Duration.seconds(30)
+  attemptTimeout: Duration.seconds(30),
+  maxRetryAfter: Duration.minutes(1)
 }
 
 /**
- * The schedule itself, fed with each attempt's error: it stops at the first error that is not retryable and
- * after `maxAttempts` attempts.
+ * The schedule itself, fed with each attempt's error: it stops at the first error that is not retryable, at a
+ * wait longer than `maxRetryAfter`, and after `maxAttempts` attempts.
  *
  * @since 0.1.0
  * @category schedules
  */
 export const schedule = (options: Options = defaults): Schedule.Schedule<unknown, SendError> => {
   const maxDelay = Duration.decode(options.maxDelay)
+  const maxRetryAfter = Duration.decode(options.maxRetryAfter ?? Duration.minutes(1))
+  const worthWaiting = (error: SendError) =>
+    isRetryable(error) &&
+    !(error._tag === "RateLimited" && error.retryAfter !== undefined &&
+      Duration.greaterThan(error.retryAfter, maxRetryAfter))
   return Schedule.exponential(options.baseDelay).pipe(
     Schedule.jittered,
     Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
@@ -65,7 +77,7 @@ export const schedule = (options: Options = defaults): Schedule.Schedule<unknown
     Schedule.modifyDelay(([, error], delay) =>
       error._tag === "RateLimited" && error.retryAfter !== undefined ? Duration.max(delay, error.retryAfter) : delay
     ),
-    Schedule.whileInput(isRetryable)
+    Schedule.whileInput(worthWaiting)
   )
 }
 

@@ -17,8 +17,7 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import { makeHttpGateway } from "./internal/httpSmsGateway.js"
-import { digestOf } from "./internal/messageIdentity.js"
-import { Permanent } from "./SendError.js"
+import { checkNumber, idempotencyKeyFor } from "./internal/messageRules.js"
 import type { SendError } from "./SendError.js"
 
 /**
@@ -59,26 +58,22 @@ export interface Service {
  */
 export class SmsGateway extends Context.Tag("tenant-infra/SmsGateway")<SmsGateway, Service>() {}
 
-/**
- * The `Idempotency-Key` a message with this key is sent with.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const idempotencyKeyFor = (key: string): string => digestOf(key)
-
-const E164 = /^\+[1-9]\d{1,14}$/
-
-/**
- * Refuses a number that is not E.164 before any gateway sees it: no retry can make it valid.
- *
- * @since 0.1.0
- * @category validation
- */
-export const checkNumber = (message: SmsMessage): Effect.Effect<void, Permanent> =>
-  E164.test(message.to) ? Effect.void : Effect.fail(
-    new Permanent({ channel: "sms", detail: "refused: the number is not in E.164 form (+ and up to 15 digits)" })
-  )
+export {
+  /**
+   * Refuses a number that is not E.164 before any gateway sees it: no retry can make it valid.
+   *
+   * @since 0.1.0
+   * @category validation
+   */
+  checkNumber,
+  /**
+   * The `Idempotency-Key` a message with this key is sent with.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  idempotencyKeyFor
+} from "./internal/messageRules.js"
 
 /**
  * A message as the memory gateway kept it.
@@ -152,8 +147,10 @@ export interface HttpOptions {
  * | 500-599, 408 | `Transient` |
  * | 401, 403 | `Misconfigured` |
  * | 400, 404, 422 and other 4xx | `Permanent` |
- * | connection refused before the request went out | `Transient` |
- * | connection dropped or timed out after the request went out, 2xx without an id | `Ambiguous` |
+ * | connection refused, DNS or TLS failure: the request never went out | `Transient` |
+ * | connection reset or dropped once the request may have gone out, a 2xx whose body broke off, a 2xx without an id | `Ambiguous` |
+ * | no answer within `requestTimeout` | `Ambiguous` (`ETIMEDOUT`) |
+ * | a malformed URL, a final 3xx | `Misconfigured` |
  *
  * Needs an `HttpClient` (for example `FetchHttpClient.layer` or `NodeHttpClient.layerUndici`).
  *

@@ -17,11 +17,7 @@ import * as Schema from "effect/Schema"
 import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
 import type { SendError } from "../SendError.js"
 import type { HttpOptions, SentSms, Service, SmsMessage } from "../SmsGateway.js"
-import { digestOf } from "./messageIdentity.js"
-
-// Importing `checkNumber` and `idempotencyKeyFor` from ../SmsGateway.js would make a runtime import cycle
-// (SmsGateway.ts imports this module), so the same rule and the same digest are used directly here.
-const E164 = /^\+[1-9]\d{1,14}$/
+import { checkNumber, idempotencyKeyFor } from "./messageRules.js"
 
 /** How much of a gateway's answer an error keeps: enough to read the reason, not a whole HTML error page. */
 const MAX_RESPONSE_CHARS = 500
@@ -134,7 +130,7 @@ const delta = /^\d+$/
 const httpDate = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)/i
 
 /** `Retry-After` as delta-seconds or an HTTP date (a date in the past means now); anything else is no wait. */
-export const parseRetryAfter = (value: string, now: number): Duration.Duration | undefined => {
+const parseRetryAfter = (value: string, now: number): Duration.Duration | undefined => {
   const trimmed = value.trim()
   if (delta.test(trimmed)) return Duration.seconds(Number(trimmed))
   if (!httpDate.test(trimmed)) return undefined
@@ -240,7 +236,7 @@ export const makeHttpGateway = (options: HttpOptions): Effect.Effect<Service, ne
     const requestFor = (message: SmsMessage) =>
       HttpClientRequest.post(options.url).pipe(
         HttpClientRequest.bearerToken(options.apiKey),
-        HttpClientRequest.setHeader("Idempotency-Key", digestOf(message.key)),
+        HttpClientRequest.setHeader("Idempotency-Key", idempotencyKeyFor(message.key)),
         HttpClientRequest.acceptJson,
         HttpClientRequest.bodyText(JSON.stringify({ to: message.to, text: message.text }), "application/json")
       )
@@ -275,12 +271,7 @@ export const makeHttpGateway = (options: HttpOptions): Effect.Effect<Service, ne
 
     const send = (message: SmsMessage): Effect.Effect<SentSms, SendError> =>
       Effect.gen(function*() {
-        if (!E164.test(message.to)) {
-          return yield* new Permanent({
-            channel: "sms",
-            detail: "refused: the number is not in E.164 form (+ and up to 15 digits)"
-          })
-        }
+        yield* checkNumber(message)
         const answer = yield* exchange(message)
         const sent = yield* classifyAnswer(answer, yield* Clock.currentTimeMillis, scrub)
         yield* Effect.annotateCurrentSpan("sms.gateway.message_id", sent.id)

@@ -12,9 +12,9 @@ import type { NodemailerError } from "nodemailer/lib/errors"
 import MailComposer from "nodemailer/lib/mail-composer"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
 import type * as Mailer from "../Mailer.js"
-import { checkHeaders, messageIdFor } from "../Mailer.js"
 import type { SendError } from "../SendError.js"
 import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
+import { checkHeaders, messageIdFor } from "./messageRules.js"
 
 /**
  * Why not nodemailer's pooled transport: on a dropped connection it reports the same error whether the message
