@@ -1,6 +1,11 @@
 /**
  * @since 0.1.0
  */
+export * as CacheStore from "./CacheStore.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as InvalidInput from "./InvalidInput.js"
 
 /**
