@@ -1,5 +1,6 @@
 /**
- * The port to a key-value cache over string keys and string values, and its in-memory layer.
+ * The port to a key-value cache over string keys and string values, and its layers: `layerMemory` (bounded, LRU)
+ * and `layerRedis` (ioredis, a single node or a Cluster).
  *
  * Besides get, set and delete it offers what a cache-aside reader needs to never overwrite an invalidation with
  * a value it read before that invalidation (the lost-invalidation race): every key has a version, read together
@@ -10,30 +11,28 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import * as Redacted from "effect/Redacted"
+import type { Cluster } from "ioredis"
+import { Redis } from "ioredis"
+import type { CacheError } from "./CacheError.js"
+import { makeRedisStore } from "./internal/redisCacheStore.js"
 
-/**
- * A cache that failed to answer: `Unreachable` (no connection), `Timeout` (no answer in time) or `Response`
- * (it answered with an error). Readers treat every one of them as a miss.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CacheError extends Schema.TaggedError<CacheError>("tenant-infra/CacheError")("CacheError", {
-  reason: Schema.Literal("Unreachable", "Timeout", "Response"),
-  operation: Schema.String,
-  detail: Schema.String,
-  cause: Schema.optionalWith(Schema.Defect, { exact: true })
-}) {
-  override get message(): string {
-    return `CacheStore.${this.operation}: ${this.reason}: ${this.detail}`
-  }
-}
+export {
+  /**
+   * A cache that failed to answer; readers treat it as a miss.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  CacheError
+} from "./CacheError.js"
 
 /**
  * A value (or its absence) and the version of its key, read in one step.
@@ -180,3 +179,108 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
  */
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<CacheStore> =>
   Layer.effect(CacheStore, makeMemory(options))
+
+/**
+ * How `layerRedis` stores and waits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisStoreOptions {
+  /** Put in front of every key, so that several applications can share one Redis (default `tenant-infra:`). */
+  readonly prefix?: string | undefined
+  /** How long one command may take before it fails as `Timeout` (default 200 milliseconds). */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long a key's version outlives its last invalidation (default 1 day). A fill that takes longer than this
+   * between its read and its write could store a stale value: keep it far above any repository load time.
+   */
+  readonly versionTtl?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisOptions extends RedisStoreOptions {
+  /** `redis://[:password@]host:port[/db]` or `rediss://...`; a secret. */
+  readonly url: Redacted.Redacted
+  /** How long to wait for the first connection before serving anyway (default 1 second). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+const storeOptions = (options: RedisStoreOptions) => ({
+  prefix: options.prefix ?? "tenant-infra:",
+  commandTimeout: options.commandTimeout ?? Duration.millis(200),
+  versionTtl: options.versionTtl ?? Duration.days(1)
+})
+
+/**
+ * The store on a Redis the layer connects to, from `url`; the client is closed with the layer's scope.
+ *
+ * A Redis that is down does not stop the layer from building: commands fail at once as `Unreachable` (they are
+ * not queued while disconnected) until the client, which keeps reconnecting, is back. Atomic steps are Lua
+ * scripts that each touch one key and its version, which share a hash slot (see `layerRedisClient`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (options: RedisOptions): Layer.Layer<CacheStore> =>
+  Layer.scoped(
+    CacheStore,
+    Effect.gen(function*() {
+      const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          new Redis(Redacted.value(options.url), {
+            lazyConnect: true,
+            // A cache that cannot answer now is a miss now: never queue commands for a later reconnection.
+            enableOfflineQueue: false,
+            maxRetriesPerRequest: 0,
+            commandTimeout: Duration.toMillis(timeout),
+            connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(1))
+          })
+        ),
+        (client) =>
+          Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
+            Effect.timeoutOption(Duration.seconds(1)),
+            Effect.ensuring(Effect.sync(() => client.disconnect()))
+          )
+      )
+      // Errors are reported per command; without a listener ioredis would print each one.
+      client.on("error", () => undefined)
+      yield* Effect.promise(() => client.connect().catch(() => undefined)).pipe(
+        Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1))
+      )
+      return makeRedisStore(client, storeOptions(options))
+    })
+  )
+
+/**
+ * The store on a client the application owns and closes: a `Redis` or a `Cluster`. Every key is written as
+ * `<prefix>{<key>}` and its version as `<prefix>{<key>}:v`, so a key and its version always share a Cluster
+ * hash slot and every script touches one slot.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisClient = (client: Redis | Cluster, options: RedisStoreOptions = {}): Layer.Layer<CacheStore> =>
+  Layer.sync(CacheStore, () => makeRedisStore(client, storeOptions(options)))
+
+/**
+ * `layerRedis` configured from the environment: `REDIS_URL` (a secret), `REDIS_KEY_PREFIX` (default
+ * `tenant-infra:`) and `REDIS_COMMAND_TIMEOUT` (default 200 milliseconds).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisConfig: Layer.Layer<CacheStore, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({
+      url: Config.redacted("REDIS_URL"),
+      prefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("tenant-infra:")),
+      commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(200)))
+    }),
+    layerRedis
+  )
+)

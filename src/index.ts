@@ -1,6 +1,11 @@
 /**
  * @since 0.1.0
  */
+export * as CacheError from "./CacheError.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as CacheStore from "./CacheStore.js"
 
 /**

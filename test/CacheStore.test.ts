@@ -1,27 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as CacheStore from "../src/CacheStore.js"
-
-interface Backend {
-  readonly name: string
-  /** A fresh, empty store. */
-  readonly layer: Layer.Layer<CacheStore.CacheStore, unknown>
-  /** Lets `duration` pass for the store's clock. */
-  readonly elapse: (duration: Duration.DurationInput) => Effect.Effect<void>
-}
-
-const backends: ReadonlyArray<Backend> = [
-  { name: "memory", layer: CacheStore.layerMemory({ maxEntries: 100 }), elapse: TestClock.adjust }
-]
+import { cacheBackends } from "./utils/cacheBackends.js"
 
 const store = CacheStore.CacheStore
 const key = (name: string) => `test:${name}:${Math.random().toString(36).slice(2)}`
 
-for (const backend of backends) {
+for (const backend of cacheBackends) {
   describe(`CacheStore conformance [${backend.name}]`, () => {
     const test = (name: string, body: Effect.Effect<void, unknown, CacheStore.CacheStore>) =>
       it.effect(name, () => Effect.provide(body, backend.layer))

@@ -1,8 +1,10 @@
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as CacheStore from "../../src/CacheStore.js"
+import { freshPrefix, REDIS_URL } from "./redis.js"
 
 /** A CacheStore layer to run a suite against, and how to let time pass for it. */
 export interface CacheBackend {
@@ -19,5 +21,15 @@ export const memoryBackend: CacheBackend = {
   elapse: (duration) => TestClock.adjust(Duration.decode(duration))
 }
 
+export const redisBackend: CacheBackend = {
+  name: "redis",
+  layer: Layer.unwrapScoped(
+    Effect.map(freshPrefix, (prefix) => CacheStore.layerRedis({ url: Redacted.make(REDIS_URL), prefix }))
+  ),
+  // Redis keeps its own time: a TTL is tested by letting real time pass, outside any TestClock.
+  elapse: (duration) =>
+    Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, Duration.toMillis(duration))))
+}
+
 /** Every CacheStore layer; suites loop over it, so a new layer is tested by adding it here. */
-export const cacheBackends: ReadonlyArray<CacheBackend> = [memoryBackend]
+export const cacheBackends: ReadonlyArray<CacheBackend> = [memoryBackend, redisBackend]

@@ -1,0 +1,128 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { Cluster, Redis } from "ioredis"
+import { createHash } from "node:crypto"
+import { CacheError } from "../CacheError.js"
+import type * as CacheStore from "../CacheStore.js"
+
+/**
+ * Key layout: a value lives at `<prefix>{<key>}` and its version at `<prefix>{<key>}:v`. The braces make the
+ * whole key a hash tag, so a key and its version always sit in one Redis Cluster slot and every script below
+ * touches a single slot. Multi-key reads and deletes are sent as one command per key for the same reason.
+ */
+export interface RedisStoreOptions {
+  readonly prefix: string
+  readonly commandTimeout: Duration.DurationInput
+  /** How long a version outlives its last invalidation; a fill slower than this could write stale data. */
+  readonly versionTtl: Duration.DurationInput
+}
+
+interface Script {
+  readonly source: string
+  readonly sha: string
+}
+
+const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
+
+// Value and version in one step: a fill must know the version its read belongs to.
+const GET_VERSIONED = script(`return { redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0' }`)
+
+// Store only while the version is the one the fill read.
+const SET_IF_VERSION = script(`
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1`)
+
+// Delete the value and move to a new version, so that every fill that read the old one is refused.
+const INVALIDATE = script(`
+redis.call('DEL', KEYS[1])
+local version = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return version`)
+
+const reasonOf = (error: unknown): CacheError["reason"] => {
+  const message = error instanceof Error ? `${error.name} ${error.message}` : String(error)
+  if (/timed? ?out/i.test(message)) return "Timeout"
+  if (/ReplyError|ERR |WRONGTYPE|NOSCRIPT|BUSY|READONLY|MOVED|ASK /.test(message)) return "Response"
+  return "Unreachable"
+}
+
+export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptions): CacheStore.Service => {
+  const timeout = Duration.decode(options.commandTimeout)
+  const versionTtl = String(Math.max(1, Math.round(Duration.toMillis(options.versionTtl))))
+  const valueKey = (key: string) => `${options.prefix}{${key}}`
+  const versionKey = (key: string) => `${options.prefix}{${key}}:v`
+
+  /** One Redis call under the command timeout, its failure a typed `CacheError`. */
+  const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, CacheError> =>
+    Effect.tryPromise({
+      try: run,
+      catch: (cause) =>
+        new CacheError({
+          reason: reasonOf(cause),
+          operation,
+          detail: cause instanceof Error ? cause.message : "",
+          cause
+        })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new CacheError({ reason: "Timeout", operation, detail: `no answer within ${Duration.format(timeout)}` })
+      })
+    )
+
+  const run = (operation: string, { sha, source }: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) =>
+    call(operation, () =>
+      client.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+        // The script cache is empty after a restart or on a node that never saw the script.
+        if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
+          return client.eval(source, keys.length, ...keys, ...args)
+        }
+        throw error
+      }))
+
+  const get = (key: string) => Effect.map(call("get", () => client.get(valueKey(key))), Option.fromNullable)
+
+  return {
+    get,
+    getMany: (keys) => Effect.forEach(keys, get, { concurrency: "unbounded" }),
+    set: (key, value, ttl) =>
+      Effect.asVoid(call("set", () => client.set(valueKey(key), value, "PX", Math.max(1, Duration.toMillis(ttl))))),
+    deleteMany: (keys) =>
+      Effect.asVoid(
+        Effect.forEach(keys, (key) => call("deleteMany", () => client.del(valueKey(key))), { concurrency: "unbounded" })
+      ),
+    getVersioned: (key) =>
+      Effect.flatMap(run("getVersioned", GET_VERSIONED, [valueKey(key), versionKey(key)], []), (reply) => {
+        if (Array.isArray(reply)) {
+          const [value, version] = reply as ReadonlyArray<unknown>
+          return Effect.succeed({
+            value: typeof value === "string" ? Option.some(value) : Option.none(),
+            version: String(version ?? "0")
+          })
+        }
+        return Effect.fail(
+          new CacheError({ reason: "Response", operation: "getVersioned", detail: "unexpected reply to the script" })
+        )
+      }),
+    setIfVersion: (key, value, ttl, version) =>
+      Effect.map(
+        run("setIfVersion", SET_IF_VERSION, [valueKey(key), versionKey(key)], [
+          value,
+          version,
+          String(Math.max(1, Math.round(Duration.toMillis(ttl))))
+        ]),
+        (reply) => reply === 1
+      ),
+    invalidate: (keys) =>
+      Effect.asVoid(
+        Effect.forEach(
+          keys,
+          (key) => run("invalidate", INVALIDATE, [valueKey(key), versionKey(key)], [versionTtl]),
+          { concurrency: "unbounded" }
+        )
+      )
+  }
+}
