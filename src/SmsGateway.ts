@@ -144,7 +144,7 @@ export interface HttpOptions {
  * | answer | error |
  * | --- | --- |
  * | 429 | `RateLimited`, with the wait from `Retry-After` (seconds or an HTTP date) |
- * | 500-599, 408 | `Transient` |
+ * | 500-599, 408, 409 (an earlier attempt with the same idempotency key is in progress) | `Transient` |
  * | 401, 403 | `Misconfigured` |
  * | 400, 404, 422 and other 4xx | `Permanent` |
  * | connection refused, DNS or TLS failure: the request never went out | `Transient` |

@@ -1,9 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { createServer } from "node:net"
+import { mustEncrypt } from "../src/internal/smtpMailer.js"
 import * as Mailer from "../src/Mailer.js"
 import { SendError } from "../src/SendError.js"
 import * as SendRetry from "../src/SendRetry.js"
@@ -20,6 +23,8 @@ const message = (overrides: Partial<Mailer.EmailMessage> = {}): Mailer.EmailMess
   html: "<p>Hello</p>",
   ...overrides
 })
+
+const closers: Array<() => void> = []
 
 const fast: SendRetry.Options = {
   baseDelay: Duration.millis(5),
@@ -191,6 +196,66 @@ describe("Mailer", () => {
         })
       ))
 
+    it.live("fails fast, never loops, on a server that closes every connection before its greeting", () =>
+      Effect.scoped(Effect.gen(function*() {
+        let accepted = 0
+        const port = yield* Effect.acquireRelease(
+          Effect.async<number>((resume) => {
+            const server = createServer((socket) => {
+              accepted++
+              socket.destroy()
+            })
+            server.listen(0, "127.0.0.1", () => {
+              const address = server.address()
+              resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+            })
+            closers.push(() => server.close())
+          }),
+          () => Effect.sync(() => closers.forEach((close) => close()))
+        )
+        const error = yield* Effect.flip(send()).pipe(
+          Effect.timeout("3 seconds"),
+          Effect.provide(Mailer.layerSmtp({ url: Redacted.make(`smtp://127.0.0.1:${port}`), from: "a@infra.test" }))
+        )
+        assert.strictEqual(error._tag, "Transient")
+        assert.isAtMost(accepted, 3)
+      })))
+
+    it.live("fails every waiting message when connections cannot be opened, instead of leaving one waiting", () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.scoped(Effect.map(makeSmtpServer(), (server) => server.port))
+        const errors = yield* Effect.forEach(
+          [1, 2, 3, 4, 5],
+          () => Effect.flip(send()),
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.timeout("3 seconds"),
+          Effect.provide(Mailer.layerSmtp({
+            url: Redacted.make(`smtp://127.0.0.1:${port}`),
+            from: "a@infra.test",
+            maxConnections: 2
+          }))
+        )
+        assert.deepStrictEqual(errors.map((error) => error._tag), Array(5).fill("Transient"))
+      }))
+
+    it.live("takes the envelope address out of a recipient with a display name", () =>
+      withSmtp((server) =>
+        Effect.gen(function*() {
+          yield* send({ to: "Acme Admin <admin@acme.test>" })
+          assert.deepStrictEqual(server.accepted()[0]?.to, ["admin@acme.test"])
+        })
+      ))
+
+    it.live("classifies a server that refuses our session (5xx at the greeting) as Misconfigured", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* makeSmtpServer({ refuseWith: 554 })
+        const error = yield* Effect.flip(send()).pipe(
+          Effect.provide(Mailer.layerSmtp({ url: Redacted.make(server.url()), from: "a@infra.test" }))
+        )
+        assert.deepStrictEqual([error._tag, error.code], ["Misconfigured", 554])
+      })))
+
     describe("with SendRetry", () => {
       const retried = (overrides: Partial<Mailer.EmailMessage> = {}) =>
         Effect.flatMap(Mailer.Mailer, (mailer) => SendRetry.retry("email", fast)(mailer.send(message(overrides))))
@@ -205,7 +270,7 @@ describe("Mailer", () => {
           })
         ))
 
-      it.live("never retries Permanent, Misconfigured or Ambiguous e-mail", () =>
+      it.live("never retries Permanent or Ambiguous e-mail", () =>
         withSmtp((server) =>
           Effect.gen(function*() {
             for (const behaviour of ["550", "drop-after-body"] as const) {
@@ -241,8 +306,9 @@ describe("Mailer", () => {
           (server) =>
             Effect.gen(function*() {
               server.script("drop-before-body")
-              yield* Effect.flip(Effect.flatMap(Mailer.Mailer, (mailer) => mailer.send(message())))
-              yield* Effect.logError("send failed")
+              const error = yield* Effect.flip(Effect.flatMap(Mailer.Mailer, (mailer) => mailer.send(message())))
+              // What an application would do with the error: log it, cause and all.
+              yield* Effect.logError("send failed", error, Cause.fail(error))
             }),
           { password: PASSWORD }
         ).pipe(Effect.provide(capture))
@@ -261,4 +327,17 @@ describe("Mailer", () => {
       assert.strictEqual(error._tag, "Misconfigured")
       assert.notInclude(error.message, PASSWORD)
     }))
+
+  it("sends credentials only encrypted, except to this machine", () => {
+    const endpoint = (host: string, secure = false) => ({
+      host,
+      port: 587,
+      secure,
+      auth: { user: "u", pass: Redacted.make(PASSWORD) }
+    })
+    assert.isTrue(mustEncrypt(endpoint("smtp.example.com")))
+    assert.isFalse(mustEncrypt(endpoint("smtp.example.com", true)))
+    assert.isFalse(mustEncrypt(endpoint("127.0.0.1")))
+    assert.isFalse(mustEncrypt({ ...endpoint("smtp.example.com"), auth: undefined }))
+  })
 })

@@ -158,6 +158,7 @@ describe("SmsGateway", () => {
       ["503", "Transient", 503, "service unavailable"],
       ["500", "Transient", 500, "internal error"],
       ["408", "Transient", 408, "request timeout"],
+      [{ status: 409, body: "{\"error\":\"idempotency key in use\"}" }, "Transient", 409, "idempotency key in use"],
       ["400", "Permanent", 400, "not a mobile number"],
       ["422", "Permanent", 422, "unprocessable"],
       ["404", "Permanent", 404, "no such endpoint"],

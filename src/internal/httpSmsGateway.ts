@@ -184,6 +184,13 @@ const classifyAnswer = (
   if (status === 408 || status >= 500) {
     return Either.left(new Transient({ ...base, detail: "not accepted by the gateway, for now" }))
   }
+  // "Idempotency key in use": an earlier attempt with this key is still being processed; asking again later
+  // gets its outcome, so this is no refusal.
+  if (status === 409) {
+    return Either.left(
+      new Transient({ ...base, detail: "an earlier attempt with this idempotency key is in progress" })
+    )
+  }
   if (status === 401 || status === 403) {
     return Either.left(new Misconfigured({ ...base, detail: "gateway refused the API key or the account" }))
   }

@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { PassThrough } from "node:stream"
 import addressparser from "nodemailer/lib/addressparser"
@@ -49,16 +50,32 @@ export const parseSmtpUrl = (url: Redacted.Redacted): Endpoint | string => {
     return `SMTP_URL must start with smtp:// or smtps://, not ${parsed.protocol}//`
   }
   if (parsed.hostname === "") return "SMTP_URL has no host"
-  const user = decodeURIComponent(parsed.username)
+  let user: string
+  let password: string
+  try {
+    user = decodeURIComponent(parsed.username)
+    password = decodeURIComponent(parsed.password)
+  } catch {
+    return "SMTP_URL holds a malformed %-escape in its user or password"
+  }
   return {
     host: parsed.hostname.replace(/^\[|\]$/g, ""),
     port: parsed.port === "" ? undefined : Number(parsed.port),
     secure: parsed.protocol === "smtps:",
-    auth: user === "" ? undefined : { user, pass: Redacted.make(decodeURIComponent(parsed.password)) }
+    auth: user === "" ? undefined : { user, pass: Redacted.make(password) }
   }
 }
 
-const RATE_LIMITED = /rate|limit|too many|throttl|slow down|try again later/i
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1)$/
+
+/** Credentials never travel in clear text, except to this very machine (a local relay, the tests). */
+export const mustEncrypt = (endpoint: Endpoint): boolean =>
+  endpoint.auth !== undefined && !endpoint.secure && !LOOPBACK.test(endpoint.host)
+
+const RATE_LIMITED = /rate|too many|throttl|slow down|try again later/i
+
+/** Commands of the session itself, before any message: a refusal there is about us, not about a message. */
+const SESSION_COMMANDS = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH)/
 
 /** Decides the class of an SMTP failure from the reply code and, without a reply, from how far the message got. */
 export const classify = (error: NodemailerError, bodySent: boolean): SendError => {
@@ -81,10 +98,17 @@ export const classify = (error: NodemailerError, bodySent: boolean): SendError =
         : new Transient({ ...withCode, detail: `refused for now by the server${at}` })
     }
     if (code >= 400 && code < 500) return new Transient({ ...withCode, detail: `refused for now by the server${at}` })
+    if (code >= 500 && SESSION_COMMANDS.test(error.command ?? "")) {
+      return new Misconfigured({ ...withCode, detail: `the server refuses our session${at}` })
+    }
     if (code >= 500) return new Permanent({ ...withCode, detail: `rejected by the server${at}` })
   }
   if (error.code === "EAUTH" || error.code === "ENOAUTH" || error.code === "ETLS" || error.code === "EREQUIRETLS") {
     return new Misconfigured({ ...base, code: error.code, detail: `cannot authenticate or secure the connection` })
+  }
+  // Refused by nodemailer before the server saw it (a recipient it cannot parse, a message it cannot send).
+  if (error.code === "EENVELOPE" || error.code === "EMESSAGE" || error.code === "EPROTOCOL") {
+    return new Permanent({ ...base, code: error.code, detail: "the message cannot be sent as it is" })
   }
   const clientCode = error.code ?? "ECONNECTION"
   return bodySent
@@ -115,6 +139,7 @@ export const makeSmtpMailer = (
 ): Effect.Effect<Mailer.Service, Misconfigured, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
+    const checkoutTimeout = Duration.sum(options.connectionTimeout, options.greetingTimeout)
     const endpoint = parseSmtpUrl(options.url)
     if (typeof endpoint === "string") {
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: endpoint }))
@@ -132,7 +157,8 @@ export const makeSmtpMailer = (
         connectionTimeout: Duration.toMillis(options.connectionTimeout),
         greetingTimeout: Duration.toMillis(options.greetingTimeout),
         socketTimeout: Duration.toMillis(options.socketTimeout),
-        tls: { rejectUnauthorized: options.rejectUnauthorized }
+        tls: { rejectUnauthorized: options.rejectUnauthorized },
+        requireTLS: mustEncrypt(endpoint)
       })
       const connection: Connection = { smtp, alive: true, sent: 0 }
       let settled = false
@@ -149,7 +175,9 @@ export const makeSmtpMailer = (
       smtp.on("end", () => {
         connection.alive = false
       })
-      smtp.connect(() => {
+      // nodemailer hands a close before the greeting to this callback as an error: that is a failed connect.
+      smtp.connect((error?: Error | null) => {
+        if (error) return fail(error)
         if (endpoint.auth === undefined) {
           settled = true
           return resume(Effect.succeed(connection))
@@ -167,7 +195,7 @@ export const makeSmtpMailer = (
      * The pool. A message waits for whichever comes first: a connection handed back, or one being opened for
      * it. (Effect's `Pool` makes a message wait for the connection opened on its behalf, even when another one
      * is free sooner; with servers that delay their greeting, that stalls whole batches.) A failed open is
-     * handed to one waiter as its failure, so no one waits for a connection that will never come.
+     * handed to every message waiting at that moment, so no one waits for a connection that will never come.
      */
     const ready = yield* Queue.unbounded<Either.Either<Connection, SendError>>()
     const everyConnection = new Set<Connection>()
@@ -179,7 +207,14 @@ export const makeSmtpMailer = (
         Effect.tap((connection) => Effect.sync(() => everyConnection.add(connection))),
         Effect.either,
         Effect.tap((result) => Effect.sync(() => Either.isLeft(result) && opened--)),
-        Effect.flatMap((result) => Queue.offer(ready, result)),
+        Effect.flatMap((result) =>
+          Either.isRight(result)
+            ? Queue.offer(ready, result)
+            : Effect.flatMap(
+              Queue.size(ready),
+              (size) => Queue.offerAll(ready, Array.from({ length: Math.max(1, -size) }, () => result))
+            )
+        ),
         Effect.forkIn(scope)
       )
     })
@@ -204,21 +239,34 @@ export const makeSmtpMailer = (
       }
     })
 
-    const checkin = (connection: Connection, reusable: boolean) =>
-      reusable && connection.alive && connection.sent < options.maxMessagesPerConnection
-        ? Queue.offer(ready, Either.right(connection))
-        : Effect.zipRight(
-          discard(connection),
-          // Messages are waiting: open the replacement now rather than when the next one asks.
-          Effect.flatMap(
-            Queue.size(ready),
-            (size) => size < 0 && opened < options.maxConnections ? openOne : Effect.void
-          )
-        )
+    let inFlight = 0
 
+    const checkin = (connection: Connection, reusable: boolean) =>
+      Effect.flatMap(Queue.isShutdown(ready), (closing) =>
+        !closing && reusable && connection.alive && connection.sent < options.maxMessagesPerConnection
+          ? Queue.offer(ready, Either.right(connection))
+          : Effect.zipRight(
+            discard(connection),
+            // Messages are waiting: open the replacement now rather than when the next one asks.
+            Effect.flatMap(
+              Queue.size(ready),
+              (size) =>
+                !closing && size < 0 && opened < options.maxConnections ? openOne : Effect.void
+            )
+          ))
+
+    // Closing: no new sends start, those under way may finish (a QUIT in the middle of a body would corrupt it,
+    // and a caller told "interrupted" about a delivered message would send it again), then every connection goes.
+    const drained = Effect.suspend(() =>
+      inFlight === 0 ? Effect.void : Effect.fail("busy")
+    ).pipe(
+      Effect.retry(Schedule.spaced("10 millis")),
+      Effect.timeoutOption(options.socketTimeout),
+      Effect.ignore
+    )
     yield* Effect.addFinalizer(() =>
       Effect.zipRight(
-        Queue.shutdown(ready),
+        Effect.zipRight(Queue.shutdown(ready), drained),
         Effect.sync(() => {
           for (const connection of everyConnection) {
             connection.alive = false
@@ -277,10 +325,30 @@ export const makeSmtpMailer = (
         yield* checkHeaders(message, from)
         const messageId = messageIdFor(message.key, from)
         const body = yield* compose(message, from, messageId)
-        const info = yield* Effect.acquireUseRelease(
-          checkout,
-          (connection) => deliver(connection, message.to, body),
-          (connection, exit) => checkin(connection, Exit.isSuccess(exit))
+        const recipient = addressparser(message.to, { flatten: true })[0]?.address
+        if (recipient === undefined || recipient === "") {
+          return yield* Effect.fail(new Permanent({ channel: "email", detail: "the recipient holds no address" }))
+        }
+        const info = yield* Effect.uninterruptibleMask((restore) =>
+          restore(checkout).pipe(
+            // Waiting for a connection sends nothing: running out of time here is Transient, not Ambiguous.
+            Effect.timeoutFail({
+              duration: checkoutTimeout,
+              onTimeout: () =>
+                new Transient({ channel: "email", detail: "no SMTP connection became available in time" })
+            }),
+            Effect.flatMap((connection) => {
+              inFlight++
+              return restore(deliver(connection, recipient, body)).pipe(
+                Effect.onExit((exit) =>
+                  Effect.zipRight(
+                    checkin(connection, Exit.isSuccess(exit)),
+                    Effect.sync(() => inFlight--)
+                  )
+                )
+              )
+            })
+          )
         )
         return { messageId, response: info.response }
       }).pipe(Effect.withSpan("Mailer.send", { captureStackTrace: false, attributes: { "mailer.backend": "smtp" } }))

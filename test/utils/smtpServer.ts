@@ -38,6 +38,8 @@ export interface ReceivedMessage {
 export interface SmtpServerOptions {
   /** When set, clients must log in with user `user` and this password (535 otherwise). */
   readonly password?: string
+  /** When set, every connection is refused with this reply code at the greeting. */
+  readonly refuseWith?: number
   readonly hideSize?: boolean
 }
 
@@ -95,6 +97,7 @@ export const makeSmtpServer = (options: SmtpServerOptions = {}) =>
         disableReverseLookup: true,
         onConnect(_session, callback) {
           connections++
+          if (options.refuseWith !== undefined) return callback(replyError(options.refuseWith, "5.7.1 Go away"))
           callback()
         },
         onAuth(auth, _session, callback) {
