@@ -231,7 +231,13 @@ export const makeSmtpMailer = (
       for (;;) {
         const waiting = yield* Queue.poll(ready)
         if (Option.isNone(waiting) && opened < options.maxConnections) yield* openOne
-        const next = Option.isSome(waiting) ? waiting.value : yield* Queue.take(ready)
+        // Waiting for a connection sends nothing: running out of time here is Transient, not Ambiguous.
+        const next = Option.isSome(waiting) ? waiting.value : yield* Queue.take(ready).pipe(
+          Effect.timeoutFail({
+            duration: checkoutTimeout,
+            onTimeout: () => new Transient({ channel: "email", detail: "no SMTP connection became available in time" })
+          })
+        )
         if (Either.isLeft(next)) return yield* Effect.fail(next.left)
         // A connection the server closed while it sat idle is noticed here: drop it and take another.
         if (next.right.alive) return next.right
@@ -331,12 +337,6 @@ export const makeSmtpMailer = (
         }
         const info = yield* Effect.uninterruptibleMask((restore) =>
           restore(checkout).pipe(
-            // Waiting for a connection sends nothing: running out of time here is Transient, not Ambiguous.
-            Effect.timeoutFail({
-              duration: checkoutTimeout,
-              onTimeout: () =>
-                new Transient({ channel: "email", detail: "no SMTP connection became available in time" })
-            }),
             Effect.flatMap((connection) => {
               inFlight++
               return restore(deliver(connection, recipient, body)).pipe(
