@@ -1,6 +1,11 @@
 /**
  * @since 0.1.0
  */
+export * as CachedTenantRepository from "./CachedTenantRepository.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as CacheError from "./CacheError.js"
 
 /**
@@ -57,6 +62,11 @@ export * as SmsText from "./SmsText.js"
  * @since 0.1.0
  */
 export * as Tenant from "./Tenant.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantCache from "./TenantCache.js"
 
 /**
  * @since 0.1.0

@@ -1,0 +1,526 @@
+/**
+ * A `TenantRepository` that keeps tenants in a `CacheStore` in front of another `TenantRepository`
+ * (cache-aside): add one layer and every lookup by id, code or domain is answered from the cache when it can be.
+ * The key scheme and the value codec are in `TenantCache`.
+ *
+ * - Reads: `findById` (live tenants only; `includeDeleted: true` always reads the repository), `findByCode` and
+ *   `findByDomain` read the cache first; on a miss they load from the repository and fill the cache, found
+ *   tenants for `ttl` and absences for the shorter `absentTtl`, each TTL spread by `jitter` so that keys filled
+ *   together do not expire together. A tenant loaded by code or domain fills its id key too. `list` and
+ *   `countByStatus` are not cached.
+ * - Single flight: concurrent misses for one key (at one version, see below) in one process share one
+ *   repository load. The load runs in a fiber of the layer's scope, not of the first caller, so a caller that is
+ *   interrupted does not cancel it for the others. A load that fails is not cached: the next miss loads again.
+ * - Writes: after `insert` or `save`, every key the tenant had or has is invalidated: id, code, domain, and the
+ *   code and domain that an update replaced. This happens after a success and whenever the write may have
+ *   committed (a `RepositoryError`, an interruption, a defect), not after a refusal (`TenantAlreadyExists`,
+ *   `ConcurrencyConflict`, `TenantNotFound`), and it runs even when the caller is interrupted.
+ *
+ * Freshness: a fill never overwrites an invalidation made after the fill read the cache. Every key has a
+ * version (see `CacheStore`); a miss reads it, and the fill stores its value only if the key is still at that
+ * version, in one atomic step, while an invalidation moves the key to a new version. So a load that read a
+ * tenant before an update, and fills after the update's invalidation, is refused, and the next read loads the
+ * new tenant. Concurrent misses share a load only when they read the same version, so a read whose cache read
+ * comes after a write's invalidation never joins a load that started before it.
+ *
+ * The id key filled by a lookup by code or domain is as safe, although its version cannot be read before the
+ * load (the id is not known yet). It is read after the load, then the code or domain key is filled at the
+ * version read before the load, and the id key only if that fill was accepted. Writes invalidate code and domain
+ * keys before the id key. So if an update committed after the load read the tenant, either its id invalidation
+ * comes after the id version was read (and refuses or deletes the id fill), or it came before, and then the
+ * code or domain invalidation came earlier still and refused the fill that the id fill waits on.
+ *
+ * Cache trouble never fails a read or a write. A read whose cache read fails (`CacheError`) reads the
+ * repository by itself: it shares no load and fills nothing, as it has no version. A fill that fails is
+ * skipped. A cached value that no longer decodes is a miss, and is deleted and refilled.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { CachedTenantRepository, CacheStore, TenantRepository } from "tenant-infra"
+ *
+ * const repository = CachedTenantRepository.layer({ ttl: "10 minutes" }).pipe(
+ *   Layer.provide(TenantRepository.layerMemory),
+ *   Layer.provide(CacheStore.layerMemory())
+ * )
+ *
+ * const program = Effect.flatMap(TenantRepository.TenantRepository, (tenants) => tenants.findByCode("acme"))
+ * Effect.runPromise(Effect.provide(program, repository))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import type { CacheError } from "./CacheError.js"
+import * as CacheStore from "./CacheStore.js"
+import type { Tenant } from "./Tenant.js"
+import * as TenantCache from "./TenantCache.js"
+import type { TenantEvent } from "./TenantEvent.js"
+import * as TenantRepository from "./TenantRepository.js"
+import type { RepositoryError } from "./TenantRepositoryError.js"
+
+/**
+ * How long tenants stay cached, and under which key prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Put in front of every key (default none), so that several caches can share one store. */
+  readonly prefix?: string | undefined
+  /** How long a found tenant stays cached, before jitter (default 5 minutes; finite). */
+  readonly ttl?: Duration.DurationInput | undefined
+  /** How long a lookup that found nothing stays cached, before jitter (default 30 seconds; finite). */
+  readonly absentTtl?: Duration.DurationInput | undefined
+  /**
+   * How far each TTL is spread, as a fraction of it: 0.1 (the default) stores each value for 90% to 110% of its
+   * TTL, drawn from Effect's `Random`; 0 turns jitter off. Kept between 0 and 0.9.
+   */
+  readonly jitter?: number | undefined
+}
+
+const TIER = "store"
+
+/**
+ * Lookups answered from the cache, tagged with `tier` and `lookup` (`id`, `code`, `domain`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const hits = Metric.counter("tenant_cache_hits", {
+  description: "Tenant lookups answered from the cache, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Lookups the cache could not answer (nothing stored, or a value that no longer decodes), tagged with `tier`
+ * and `lookup`. A lookup whose cache read failed is counted in {@link errors}, not here.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const misses = Metric.counter("tenant_cache_misses", {
+  description: "Tenant lookups the cache could not answer, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Values stored after a miss, tagged with `tier` and `lookup`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const fills = Metric.counter("tenant_cache_fills", {
+  description: "Values stored in the cache after a miss, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Fills refused because their key was invalidated after the fill read it, tagged with `tier` and `lookup`:
+ * each one is a possibly stale tenant that was not stored.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refusedFills = Metric.counter("tenant_cache_refused_fills", {
+  description: "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Keys invalidated after a write, tagged with `tier` and `lookup`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const invalidations = Metric.counter("tenant_cache_invalidations", {
+  description: "Cache keys invalidated after a write, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Keys whose invalidation after a write failed, tagged with `tier` and `lookup`. Each may serve the tenant as
+ * it was before the write until the value's TTL runs out; failed invalidations are not retried.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const invalidationFailures = Metric.counter("tenant_cache_invalidation_failures", {
+  description: "Cache keys whose invalidation after a write failed, by tier and lookup",
+  incremental: true
+})
+
+/**
+ * Cache steps that failed, tagged with `tier`, `lookup` and `operation`: `get`, `fill` and `invalidate` for a
+ * `CacheError`, `decode` for a cached value that no longer decodes, `encode` for a tenant that could not be
+ * encoded.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const errors = Metric.counter("tenant_cache_errors", {
+  description: "Tenant cache steps that failed, by tier, lookup and operation",
+  incremental: true
+})
+
+const metricsOf = (lookup: TenantCache.Lookup) => {
+  const tag = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) =>
+    metric.pipe(Metric.tagged("tier", TIER), Metric.tagged("lookup", lookup))
+  const error = (operation: string) => Metric.tagged(tag(errors), "operation", operation)
+  return {
+    hit: tag(hits),
+    miss: tag(misses),
+    fill: tag(fills),
+    refused: tag(refusedFills),
+    invalidated: tag(invalidations),
+    invalidationFailed: tag(invalidationFailures),
+    getError: error("get"),
+    decodeError: error("decode"),
+    encodeError: error("encode"),
+    fillError: error("fill"),
+    invalidateError: error("invalidate")
+  }
+}
+
+// Tagged metric keys are built once, not on every lookup.
+const observed = { id: metricsOf("id"), code: metricsOf("code"), domain: metricsOf("domain") }
+
+/** What the cache answered for a key. */
+type Read =
+  | { readonly _tag: "Hit"; readonly found: Option.Option<Tenant> }
+  | { readonly _tag: "Miss"; readonly version: string }
+  | { readonly _tag: "Unavailable" }
+
+const unavailable: Read = { _tag: "Unavailable" }
+
+// Failures after which the repository wrote nothing; after any other end (success, a RepositoryError that may
+// have come after the commit, an interruption, a defect) the tenant's keys are invalidated.
+const REFUSALS: ReadonlySet<string> = new Set(["TenantAlreadyExists", "ConcurrencyConflict", "TenantNotFound"])
+
+const mayHaveWritten = <E extends { readonly _tag: string }>(exit: Exit.Exit<void, E>): boolean =>
+  Exit.isSuccess(exit) ||
+  Option.match(Cause.failureOption(exit.cause), { onNone: () => true, onSome: (error) => !REFUSALS.has(error._tag) })
+
+const DEFAULT_TTL = Duration.minutes(5)
+const DEFAULT_ABSENT_TTL = Duration.seconds(30)
+
+/**
+ * The cached repository over the `TenantRepository` and the `CacheStore` it is given. Its loads run in fibers
+ * of the `Scope`, which interrupts those still running when it closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<
+  TenantRepository.Service,
+  never,
+  TenantRepository.TenantRepository | CacheStore.CacheStore | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const repository = yield* TenantRepository.TenantRepository
+    const store = yield* CacheStore.CacheStore
+    const scope = yield* Effect.scope
+    const prefix = options.prefix ?? ""
+    const foundMillis = Duration.toMillis(options.ttl ?? DEFAULT_TTL)
+    const absentMillis = Duration.toMillis(options.absentTtl ?? DEFAULT_ABSENT_TTL)
+    const jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.9)
+
+    const ttlOf = (found: Option.Option<Tenant>): Effect.Effect<Duration.Duration> => {
+      const millis = Option.isSome(found) ? foundMillis : absentMillis
+      const spread = jitter === 0 ? Effect.succeed(1) : Random.nextRange(1 - jitter, 1 + jitter)
+      return Effect.map(spread, (factor) => Duration.millis(Math.max(1, Math.round(millis * factor))))
+    }
+
+    const spanOf = (lookup: TenantCache.Lookup, key: string) => ({
+      captureStackTrace: false,
+      attributes: { "tenant.cache.tier": TIER, "tenant.cache.lookup": lookup, "tenant.cache.key": key }
+    })
+
+    const outcome = (value: string) => Effect.annotateCurrentSpan("tenant.cache.outcome", value)
+
+    /** A failed cache step is noted, never raised: the caller carries on as after a miss. */
+    const cacheFailed = (counter: Metric.Metric.Counter<number>, message: string, key: string, error: CacheError) =>
+      Effect.logDebug(message).pipe(
+        Effect.annotateLogs({ key, reason: error.reason, detail: error.detail }),
+        Effect.zipRight(Metric.increment(counter))
+      )
+
+    const read = (lookup: TenantCache.Lookup, key: string): Effect.Effect<Read> => {
+      const metrics = observed[lookup]
+      return store.getVersioned(key).pipe(
+        Effect.flatMap(({ value, version }): Effect.Effect<Read> => {
+          if (Option.isNone(value)) {
+            return Effect.as(Effect.zipRight(Metric.increment(metrics.miss), outcome("miss")), {
+              _tag: "Miss",
+              version
+            })
+          }
+          const decoded = TenantCache.decode(value.value)
+          if (Either.isRight(decoded)) {
+            return Effect.as(Effect.zipRight(Metric.increment(metrics.hit), outcome("hit")), {
+              _tag: "Hit",
+              found: decoded.right
+            })
+          }
+          // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail;
+          // a delete leaves the version alone, so the fill that follows is still accepted.
+          return Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
+            Effect.annotateLogs({ key, error: decoded.left.message }),
+            Effect.zipRight(Metric.increment(metrics.miss)),
+            Effect.zipRight(Metric.increment(metrics.decodeError)),
+            Effect.zipRight(outcome("undecodable")),
+            Effect.zipRight(
+              Effect.catchAll(store.deleteMany([key]), (error) =>
+                cacheFailed(metrics.getError, "TenantCache: dropping an undecodable value failed", key, error))
+            ),
+            Effect.as<Read>({ _tag: "Miss", version })
+          )
+        }),
+        Effect.catchAll((error) =>
+          cacheFailed(metrics.getError, "TenantCache.get failed; reading the repository", key, error).pipe(
+            Effect.zipRight(outcome("error")),
+            Effect.as(unavailable)
+          )
+        ),
+        Effect.withSpan("TenantCache.get", spanOf(lookup, key))
+      )
+    }
+
+    /** Stores what a load found if the key is still at `version`; answers whether it did. */
+    const fill = (
+      lookup: TenantCache.Lookup,
+      key: string,
+      version: string,
+      found: Option.Option<Tenant>
+    ): Effect.Effect<boolean> => {
+      const metrics = observed[lookup]
+      return Either.match(TenantCache.encode(found), {
+        onLeft: (error) =>
+          Effect.logDebug("TenantCache: a tenant could not be encoded; not caching it").pipe(
+            Effect.annotateLogs({ key, error: error.message }),
+            Effect.zipRight(Metric.increment(metrics.encodeError)),
+            Effect.as(false)
+          ),
+        onRight: (value) =>
+          ttlOf(found).pipe(
+            Effect.flatMap((ttl) =>
+              store.setIfVersion(key, value, ttl, version)
+            ),
+            Effect.tap((stored) =>
+              Effect.zipRight(
+                Metric.increment(stored ? metrics.fill : metrics.refused),
+                outcome(stored ? "stored" : "refused")
+              )
+            ),
+            Effect.catchAll((error) =>
+              cacheFailed(metrics.fillError, "TenantCache.fill failed; not caching the tenant", key, error).pipe(
+                Effect.zipRight(outcome("error")),
+                Effect.as(false)
+              )
+            )
+          )
+      }).pipe(Effect.withSpan("TenantCache.fill", spanOf(lookup, key)))
+    }
+
+    /** A tenant found by code or domain fills its id key too; see the module's comment for the order. */
+    const fillWithId = (lookup: TenantCache.Lookup, key: string, version: string, tenant: Tenant) =>
+      Effect.gen(function*() {
+        const idKey = TenantCache.idKey(tenant.id, prefix)
+        const id = yield* store.getVersioned(idKey).pipe(
+          Effect.map(Option.some),
+          Effect.catchAll((error) =>
+            Effect.as(
+              cacheFailed(observed.id.getError, "TenantCache.get of the id key failed; not filling it", idKey, error),
+              Option.none()
+            )
+          ),
+          Effect.withSpan("TenantCache.get", spanOf("id", idKey))
+        )
+        const stored = yield* fill(lookup, key, version, Option.some(tenant))
+        // An id key that holds a value already was filled under the same rule; leave it.
+        if (stored && Option.isSome(id) && Option.isNone(id.value.value)) {
+          yield* fill("id", idKey, id.value.version, Option.some(tenant))
+        }
+      })
+
+    // One load per key and version at a time. The entry is added and the load forked in one synchronous step,
+    // so no second caller can slip in between; it is removed when the load ends, however it ends.
+    const flights = new Map<string, Deferred.Deferred<Option.Option<Tenant>, RepositoryError>>()
+
+    const shared = (flight: string, load: Effect.Effect<Option.Option<Tenant>, RepositoryError>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const current = flights.get(flight)
+          if (current !== undefined) return restore(Deferred.await(current))
+          const deferred = Deferred.unsafeMake<Option.Option<Tenant>, RepositoryError>(FiberId.none)
+          flights.set(flight, deferred)
+          // Forked into the layer's scope, so that the load outlives an interrupted first caller; interruptible
+          // again, so that closing the scope can stop it.
+          return Effect.forkIn(Effect.interruptible(load), scope).pipe(
+            Effect.tap((fiber) =>
+              Effect.sync(() =>
+                // An observer runs however the fiber ends, even when it is interrupted before it starts.
+                fiber.addObserver((exit) => {
+                  if (flights.get(flight) === deferred) flights.delete(flight)
+                  Deferred.unsafeDone(deferred, exit)
+                })
+              )
+            ),
+            Effect.zipRight(restore(Deferred.await(deferred)))
+          )
+        })
+      )
+
+    const through = (
+      lookup: TenantCache.Lookup,
+      input: string,
+      load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>
+    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> =>
+      Option.match(TenantCache.lookupKey(lookup, input, prefix), {
+        onNone: load,
+        onSome: (key) =>
+          Effect.flatMap(read(lookup, key), (result) => {
+            switch (result._tag) {
+              case "Hit":
+                return Effect.succeed(result.found)
+              case "Unavailable":
+                // Without a version nothing can be filled safely, and no flight can be shared safely.
+                return load()
+              case "Miss":
+                return shared(
+                  JSON.stringify([key, result.version]),
+                  Effect.tap(load(), (found) =>
+                    lookup === "id" || Option.isNone(found)
+                      ? fill(lookup, key, result.version, found)
+                      : fillWithId(lookup, key, result.version, found.value))
+                )
+            }
+          })
+      })
+
+    type Keys = ReadonlyArray<readonly [TenantCache.Lookup, string]>
+
+    const countEach = (
+      keys: Keys,
+      counter: (lookup: TenantCache.Lookup) => ReadonlyArray<Metric.Metric.Counter<number>>
+    ) =>
+      Effect.forEach(keys, ([lookup]) =>
+        Effect.forEach(counter(lookup), (metric) => Metric.increment(metric), { discard: true }), {
+        discard: true
+      })
+
+    // Not retried: the write has committed and succeeds; the keys are logged and counted instead.
+    const invalidationFailed = (keys: Keys, error: CacheError) =>
+      Effect.logWarning("TenantCache: invalidation failed; these keys may serve a stale tenant until their TTL").pipe(
+        Effect.annotateLogs({
+          keys: keys.map(([, key]) =>
+            key
+          ).join(" "),
+          reason: error.reason,
+          detail: error.detail
+        }),
+        Effect.zipRight(countEach(keys, (lookup) => [
+          observed[lookup].invalidationFailed,
+          observed[lookup].invalidateError
+        ])),
+        Effect.zipRight(outcome("error"))
+      )
+
+    const invalidate = (keys: Keys) =>
+      store.invalidate(keys.map(([, key]) => key)).pipe(
+        Effect.zipRight(countEach(keys, (lookup) => [observed[lookup].invalidated])),
+        Effect.catchAll((error) => invalidationFailed(keys, error)),
+        Effect.withSpan("TenantCache.invalidate", {
+          captureStackTrace: false,
+          attributes: { "tenant.cache.tier": TIER, "tenant.cache.keys": keys.map(([, key]) => key) }
+        })
+      )
+
+    /**
+     * Every key the tenant had or has: the states the events carry, and the code and domain an update replaced.
+     * Code and domain keys are invalidated before id keys; the id fill of a lookup by code or domain relies on it.
+     */
+    const invalidateAfter =
+      (tenant: Tenant, events: ReadonlyArray<TenantEvent>) =>
+      <E extends { readonly _tag: string }>(exit: Exit.Exit<void, E>): Effect.Effect<void> => {
+        if (!mayHaveWritten(exit)) return Effect.void
+        const lookups = new Map<string, TenantCache.Lookup>()
+        const ids = new Map<string, TenantCache.Lookup>()
+        for (const state of [tenant, ...events.map((event) => event.tenant)]) {
+          ids.set(TenantCache.idKey(state.id, prefix), "id")
+          lookups.set(TenantCache.codeKey(state.code, prefix), "code")
+          if (state.domain !== undefined) lookups.set(TenantCache.domainKey(state.domain, prefix), "domain")
+        }
+        for (const event of events) {
+          if (event._tag !== "TenantUpdated") continue
+          if (event.previousCode !== undefined) lookups.set(TenantCache.codeKey(event.previousCode, prefix), "code")
+          if (event.previousDomain !== undefined) {
+            lookups.set(TenantCache.domainKey(event.previousDomain, prefix), "domain")
+          }
+        }
+        const entries = (keys: Map<string, TenantCache.Lookup>): Keys =>
+          Array.from(keys, ([key, lookup]) => [lookup, key] as const)
+        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids)))
+      }
+
+    return TenantRepository.TenantRepository.of({
+      // Effect.onExit: the invalidation runs even when the caller is interrupted after the commit.
+      insert: (tenant, event) => Effect.onExit(repository.insert(tenant, event), invalidateAfter(tenant, [event])),
+      save: (tenant, events, expectedVersion) =>
+        Effect.onExit(repository.save(tenant, events, expectedVersion), invalidateAfter(tenant, events)),
+      findById: (id, options) =>
+        options?.includeDeleted === true
+          ? repository.findById(id, options)
+          : through("id", id, () => repository.findById(id)),
+      findByCode: (code) => through("code", code, () => repository.findByCode(code)),
+      findByDomain: (domain) => through("domain", domain, () => repository.findByDomain(domain)),
+      list: repository.list,
+      countByStatus: repository.countByStatus
+    })
+  })
+
+/**
+ * Caching in front of the `TenantRepository` it is given, provided as `TenantRepository` again, so that adding
+ * the cache is adding this layer. The `CacheStore` holds the values: `CacheStore.layerMemory` for one process,
+ * `CacheStore.layerRedis` to share one cache between processes.
+ *
+ * When the store fails (`CacheError`), reads go to the repository and writes still succeed. A write whose
+ * invalidation fails is not failed, retried or queued: it is logged at warning level with the keys, and each
+ * key is counted in `tenant_cache_invalidation_failures`; such a key may serve the tenant as it was before the
+ * write until its TTL (`ttl`, or `absentTtl` for an absence, plus jitter) runs out.
+ *
+ * `Layer.provide` hides the inner layer's other services; `Layer.provideMerge` keeps them (the `TenantOutbox` of
+ * `TenantRepository.layerMemory` or `layerPg`), and the `TenantRepository` it provides is still the cached one.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { CachedTenantRepository, CacheStore, TenantRepository } from "tenant-infra"
+ *
+ * // TenantRepository (cached) and TenantOutbox
+ * const live = CachedTenantRepository.layer().pipe(
+ *   Layer.provideMerge(TenantRepository.layerMemory),
+ *   Layer.provide(CacheStore.layerMemory())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<TenantRepository.TenantRepository, never, TenantRepository.TenantRepository | CacheStore.CacheStore> =>
+  Layer.scoped(TenantRepository.TenantRepository, make(options))

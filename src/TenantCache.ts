@@ -1,0 +1,131 @@
+/**
+ * How tenants are kept in a `CacheStore`: the key scheme and the value codec, as pure functions, so that every
+ * reader and every invalidator of cached tenants (see `CachedTenantRepository`) agrees on both.
+ *
+ * Keys, each under an optional prefix (default none):
+ *
+ * - `tenant:v1:id:<id>`: the live tenant with this id;
+ * - `tenant:v1:code:<code>`: the live tenant with this code, normalised as `Tenant.normalizeCode` does;
+ * - `tenant:v1:domain:<domain>`: the live tenant with this domain, normalised as `Tenant.normalizeHostname` does.
+ *
+ * `v1` names the value encoding. A change that readers of the old encoding cannot decode moves every key to
+ * `v2`, so that processes of both releases can share one store during a deployment without reading each
+ * other's values. Within one encoding a value that does not decode is reported as such, and readers treat it
+ * as a miss.
+ *
+ * Values: a found tenant is the JSON of `Schema.encode(Tenant)` (dates as ISO strings, optional fields absent,
+ * never `null`), decoded back with the `Tenant` schema, so what comes out is equal to what went in. A lookup
+ * known to find nothing is stored as {@link ABSENT}, which is not JSON and so can never be mistaken for a
+ * tenant.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { Hostname, normalizeCode, normalizeHostname, Tenant, TenantCode, TenantId } from "./Tenant.js"
+
+/**
+ * The three ways a tenant is looked up, each with keys of its own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Lookup = "id" | "code" | "domain"
+
+const NAMESPACE = "tenant:v1:"
+
+/**
+ * The key of the live tenant with this id. Ids are stored in lower case and taken as they are.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const idKey = (id: string, prefix = ""): string => `${prefix}${NAMESPACE}id:${id}`
+
+/**
+ * The key of the live tenant with this code; `"Acme_Corp"` and `"acme-corp"` share one key, as they find one
+ * tenant.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const codeKey = (code: string, prefix = ""): string => `${prefix}${NAMESPACE}code:${normalizeCode(code)}`
+
+/**
+ * The key of the live tenant with this domain; `"Acme.Example.com."` and `"acme.example.com"` share one key.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const domainKey = (domain: string, prefix = ""): string =>
+  `${prefix}${NAMESPACE}domain:${normalizeHostname(domain)}`
+
+/**
+ * Every key under which a tenant can be cached: its id, its code and, when it has one, its domain.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const keysOf = (tenant: Tenant, prefix = ""): ReadonlyArray<string> =>
+  tenant.domain === undefined
+    ? [idKey(tenant.id, prefix), codeKey(tenant.code, prefix)]
+    : [idKey(tenant.id, prefix), codeKey(tenant.code, prefix), domainKey(tenant.domain, prefix)]
+
+const isTenantId = Schema.is(TenantId)
+const isTenantCode = Schema.is(TenantCode)
+const isHostname = Schema.is(Hostname)
+
+/**
+ * The key a lookup reads, or `None` when no stored tenant can answer the input (an id that is not a UUID in
+ * lower case, a code or domain that is invalid once normalised). Such lookups are not cached: a cache that
+ * remembered every mistyped or hostile input would spend its room on them.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const lookupKey = (lookup: Lookup, input: string, prefix = ""): Option.Option<string> => {
+  switch (lookup) {
+    case "id":
+      return isTenantId(input) ? Option.some(idKey(input, prefix)) : Option.none()
+    case "code":
+      return isTenantCode(normalizeCode(input)) ? Option.some(codeKey(input, prefix)) : Option.none()
+    case "domain":
+      return isHostname(normalizeHostname(input)) ? Option.some(domainKey(input, prefix)) : Option.none()
+  }
+}
+
+/**
+ * The value of a lookup known to find nothing (a negative entry). Every encoded tenant is a JSON object and
+ * starts with `{`; this does not.
+ *
+ * @since 0.1.0
+ * @category codec
+ */
+export const ABSENT = "!absent"
+
+const TenantJson = Schema.parseJson(Tenant)
+const encodeTenant = Schema.encodeEither(TenantJson)
+const decodeTenant = Schema.decodeEither(TenantJson)
+
+/**
+ * Encodes what a lookup found: a tenant as its JSON, nothing as {@link ABSENT}. Fails only for a tenant that
+ * breaks its own schema, which is then not cached.
+ *
+ * @since 0.1.0
+ * @category codec
+ */
+export const encode = (found: Option.Option<Tenant>): Either.Either<string, ParseResult.ParseError> =>
+  Option.isNone(found) ? Either.right(ABSENT) : encodeTenant(found.value)
+
+/**
+ * Decodes a cached value back into what the lookup found. A value that is neither {@link ABSENT} nor a tenant
+ * in the current shape (not JSON, an older shape, an invalid field) is a `Left`: the reader treats it as a miss
+ * and replaces it.
+ *
+ * @since 0.1.0
+ * @category codec
+ */
+export const decode = (value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> =>
+  value === ABSENT ? Either.right(Option.none()) : Either.map(decodeTenant(value), Option.some)
