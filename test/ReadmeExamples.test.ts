@@ -3,7 +3,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { Tenant, TenantLifecycle, TenantRepository, TenantRepositoryError } from "../src/index.js"
+import {
+  CachedTenantRepository,
+  CacheStore,
+  Tenant,
+  TenantLifecycle,
+  TenantOutbox,
+  TenantRepository,
+  TenantRepositoryError
+} from "../src/index.js"
 
 const onboard = (input: unknown) =>
   Effect.gen(function*() {
@@ -76,6 +84,24 @@ describe("README examples", () => {
             list: () => Effect.succeed({ items: [], total: 0, page: 1, pageSize: 20, pageCount: 0 }),
             countByStatus: Effect.succeed({ pending: 0, active: 0, suspended: 0, deleted: 0 })
           })
+        )
+      )
+    ))
+
+  it.effect("the Cache section's composition: the cached repository in front, the outbox still visible", () =>
+    Effect.gen(function*() {
+      const tenant = yield* onboard({ code: "cached", name: "Cached Inc.", contact: { email: "a@b.test" } })
+      const repository = yield* TenantRepository.TenantRepository
+      assert.deepStrictEqual(yield* repository.findById(tenant.id), Option.some(tenant))
+      const cache = yield* CacheStore.CacheStore
+      assert.isTrue(Option.isSome(yield* cache.get(`tenant:v1:id:${tenant.id}`)))
+      const outbox = yield* TenantOutbox.TenantOutbox
+      assert.lengthOf(yield* outbox.list({ tenantId: tenant.id }), 1)
+    }).pipe(
+      Effect.provide(
+        CachedTenantRepository.layer().pipe(
+          Layer.provideMerge(TenantRepository.layerMemory),
+          Layer.provideMerge(CacheStore.layerMemory())
         )
       )
     ))
