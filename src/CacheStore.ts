@@ -18,11 +18,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import type { Cluster } from "ioredis"
 import { Redis } from "ioredis"
 import type { CacheError } from "./CacheError.js"
 import { makeRedisStore } from "./internal/redisCacheStore.js"
+import { makeTiered } from "./internal/tieredCacheStore.js"
 
 export {
   /**
@@ -43,6 +45,8 @@ export {
 export interface Versioned {
   readonly value: Option.Option<string>
   readonly version: string
+  /** How long the value has left to live, when the store says. */
+  readonly expiresIn?: Duration.Duration | undefined
 }
 
 /**
@@ -112,15 +116,18 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
 
     const versionOf = (key: string): number => versions.get(key) ?? floor
 
-    const read = (key: string, now: number): Option.Option<string> => {
+    const readEntry = (key: string, now: number): Entry | undefined => {
       const entry = entries.get(key)
-      if (entry === undefined) return Option.none()
+      if (entry === undefined) return undefined
       entries.delete(key)
-      if (entry.expiresAt <= now) return Option.none()
+      if (entry.expiresAt <= now) return undefined
       // Re-inserting makes the Map's insertion order the recency order.
       entries.set(key, entry)
-      return Option.some(entry.value)
+      return entry
     }
+
+    const read = (key: string, now: number): Option.Option<string> =>
+      Option.map(Option.fromNullable(readEntry(key, now)), (entry) => entry.value)
 
     const write = (key: string, value: string, ttl: Duration.DurationInput, now: number) => {
       entries.delete(key)
@@ -154,7 +161,16 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
           for (const key of keys) entries.delete(key)
         }),
       getVersioned: (key) =>
-        Effect.map(now, (millis) => ({ value: read(key, millis), version: String(versionOf(key)) })),
+        Effect.map(now, (millis) => {
+          const entry = readEntry(key, millis)
+          return entry === undefined
+            ? { value: Option.none(), version: String(versionOf(key)) }
+            : {
+              value: Option.some(entry.value),
+              version: String(versionOf(key)),
+              expiresIn: Duration.millis(entry.expiresAt - millis)
+            }
+        }),
       setIfVersion: (key, value, ttl, version) =>
         Effect.map(now, (millis) => {
           if (String(versionOf(key)) !== version) return false
@@ -226,33 +242,113 @@ const storeOptions = (options: RedisStoreOptions) => ({
  * @category layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<CacheStore> =>
+  Layer.scoped(CacheStore, Effect.map(redisClient(options), (client) => makeRedisStore(client, storeOptions(options))))
+
+/** A client the layer owns: connected (or trying to) and closed with the scope; never queues commands. */
+const redisClient = (options: RedisOptions) =>
+  Effect.gen(function*() {
+    const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new Redis(Redacted.value(options.url), {
+          lazyConnect: true,
+          // A cache that cannot answer now is a miss now: never queue commands for a later reconnection.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          commandTimeout: Duration.toMillis(timeout),
+          connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(1))
+        })
+      ),
+      (client) =>
+        Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
+          Effect.timeoutOption(Duration.seconds(1)),
+          Effect.ensuring(Effect.sync(() => client.disconnect()))
+        )
+    )
+    // Errors are reported per command; without a listener ioredis would print each one.
+    client.on("error", () => undefined)
+    yield* Effect.promise(() => client.connect().catch(() => undefined)).pipe(
+      Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1))
+    )
+    return client
+  })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TieredOptions extends RedisOptions {
+  /** Most values the memory tier keeps (default 10,000). */
+  readonly localMaxEntries?: number | undefined
+  /**
+   * How long a memory copy may live (default 10 seconds): the bound on staleness should a broadcast be lost
+   * in a way the subscriber cannot notice.
+   */
+  readonly localTtl?: Duration.DurationInput | undefined
+}
+
+/**
+ * Two tiers: a memory tier in front of Redis, for reads that do not leave the process, with every invalidation
+ * broadcast over Redis pub/sub (channel `<prefix>invalidations`) so that every instance drops its memory copy.
+ *
+ * The freshness guarantee holds across instances: memory copies carry the Redis version they were read at,
+ * and a copy is never put back once an invalidation (local or heard) has overtaken it. While the subscription
+ * is down the memory tier is bypassed, and it is emptied when the subscription comes back, since broadcasts may
+ * have been missed meanwhile. A broadcast lost while the subscription looked healthy leaves a stale copy for at
+ * most `localTtl`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
   Layer.scoped(
     CacheStore,
     Effect.gen(function*() {
-      const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          new Redis(Redacted.value(options.url), {
-            lazyConnect: true,
-            // A cache that cannot answer now is a miss now: never queue commands for a later reconnection.
-            enableOfflineQueue: false,
-            maxRetriesPerRequest: 0,
-            commandTimeout: Duration.toMillis(timeout),
-            connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(1))
-          })
-        ),
-        (client) =>
-          Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
-            Effect.timeoutOption(Duration.seconds(1)),
-            Effect.ensuring(Effect.sync(() => client.disconnect()))
+      const client = yield* redisClient(options)
+      const settings = storeOptions(options)
+      const channel = `${settings.prefix}invalidations`
+      const subscriber = yield* Effect.acquireRelease(
+        Effect.sync(() => client.duplicate({ enableOfflineQueue: true, lazyConnect: true })),
+        (subscriber) => Effect.sync(() => subscriber.disconnect())
+      )
+      subscriber.on("error", () => undefined)
+      const heard = yield* Queue.unbounded<ReadonlyArray<string> | "resync">()
+      let everReady = false
+      subscriber.on("ready", () => {
+        // Broadcasts sent while the subscription was down are lost: forget every memory copy.
+        if (everReady) Queue.unsafeOffer(heard, "resync")
+        everReady = true
+      })
+      subscriber.on("message", (_channel: string, message: string) => {
+        try {
+          const keys: unknown = JSON.parse(message)
+          if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
+        } catch {
+          Queue.unsafeOffer(heard, "resync")
+        }
+      })
+      yield* Effect.promise(() => subscriber.connect().then(() => subscriber.subscribe(channel)).catch(() => undefined))
+        .pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
+
+      const local = yield* makeMemory({ maxEntries: options.localMaxEntries ?? 10_000 })
+      const shared = makeRedisStore(client, settings)
+      const tiered = makeTiered({
+        local,
+        shared,
+        localTtl: options.localTtl ?? Duration.seconds(10),
+        listening: () => subscriber.status === "ready",
+        publish: (keys) =>
+          Effect.promise(() => client.publish(channel, JSON.stringify(keys)).catch(() => 0)).pipe(
+            Effect.timeoutOption(settings.commandTimeout),
+            Effect.asVoid
           )
+      })
+      yield* Queue.take(heard).pipe(
+        Effect.flatMap((keys) => keys === "resync" ? tiered.dropAllLocal : tiered.dropLocal(keys)),
+        Effect.forever,
+        Effect.forkScoped
       )
-      // Errors are reported per command; without a listener ioredis would print each one.
-      client.on("error", () => undefined)
-      yield* Effect.promise(() => client.connect().catch(() => undefined)).pipe(
-        Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1))
-      )
-      return makeRedisStore(client, storeOptions(options))
+      return tiered.store
     })
   )
 

@@ -26,7 +26,9 @@ interface Script {
 const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
 
 // Value and version in one step: a fill must know the version its read belongs to.
-const GET_VERSIONED = script(`return { redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0' }`)
+const GET_VERSIONED = script(
+  `return { redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0', redis.call('PTTL', KEYS[1]) }`
+)
 
 // Store only while the version is the one the fill read.
 const SET_IF_VERSION = script(`
@@ -97,10 +99,11 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
     getVersioned: (key) =>
       Effect.flatMap(run("getVersioned", GET_VERSIONED, [valueKey(key), versionKey(key)], []), (reply) => {
         if (Array.isArray(reply)) {
-          const [value, version] = reply as ReadonlyArray<unknown>
+          const [value, version, pttl] = reply as ReadonlyArray<unknown>
           return Effect.succeed({
             value: typeof value === "string" ? Option.some(value) : Option.none(),
-            version: String(version ?? "0")
+            version: String(version ?? "0"),
+            ...(typeof pttl === "number" && pttl > 0 ? { expiresIn: Duration.millis(pttl) } : {})
           })
         }
         return Effect.fail(

@@ -31,5 +31,14 @@ export const redisBackend: CacheBackend = {
     Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, Duration.toMillis(duration))))
 }
 
+export const tieredBackend: CacheBackend = {
+  name: "memory+redis",
+  layer: Layer.unwrapScoped(
+    Effect.map(freshPrefix, (prefix) => CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix }))
+  ),
+  // Redis keeps real time, the memory tier the fiber's Clock (a TestClock in `it.effect`): both must move.
+  elapse: (duration) => Effect.zipRight(redisBackend.elapse(duration), TestClock.adjust(Duration.decode(duration)))
+}
+
 /** Every CacheStore layer; suites loop over it, so a new layer is tested by adding it here. */
-export const cacheBackends: ReadonlyArray<CacheBackend> = [memoryBackend, redisBackend]
+export const cacheBackends: ReadonlyArray<CacheBackend> = [memoryBackend, redisBackend, tieredBackend]

@@ -1,0 +1,83 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
+import * as CacheStore from "../src/CacheStore.js"
+import type { Tenant } from "../src/Tenant.js"
+import * as TenantLifecycle from "../src/TenantLifecycle.js"
+import * as TenantRepository from "../src/TenantRepository.js"
+import { freshPrefix, REDIS_URL } from "./utils/redis.js"
+import { newTenant, stampAt } from "./utils/tenants.js"
+
+/** Two application instances: separate layer stacks (each its own memory tier and Redis clients), one database. */
+const twoInstances = Effect.gen(function*() {
+  const prefix = yield* freshPrefix
+  const database = Layer.succeedContext(yield* Layer.build(TenantRepository.layerMemory))
+  const instance = () =>
+    Effect.map(
+      Layer.build(
+        CachedTenantRepository.layer().pipe(
+          Layer.provide(database),
+          Layer.provide(CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix }))
+        )
+      ),
+      Context.get(TenantRepository.TenantRepository)
+    )
+  return { a: yield* instance(), b: yield* instance() }
+})
+
+const renamed = (tenant: Tenant, name: string) =>
+  Effect.map(
+    TenantLifecycle.update(tenant, { name }, stampAt(new Date())),
+    Option.getOrThrow
+  )
+
+describe("CacheStore.layerTiered across instances", () => {
+  it.live("instance B serves the new tenant once instance A's broadcast arrives, and says how fast", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { a, b } = yield* twoInstances
+      const created = yield* newTenant()
+      yield* a.insert(created.tenant, created.event)
+      let current = created.tenant
+      const delays: Array<number> = []
+      for (let round = 0; round < 30; round++) {
+        // B reads (and keeps a memory copy of) the current tenant.
+        assert.deepStrictEqual(yield* b.findById(current.id), Option.some(current))
+        assert.deepStrictEqual(yield* b.findById(current.id), Option.some(current))
+        const next = yield* renamed(current, `Renamed ${round}`)
+        yield* a.save(next.tenant, [next.event], current.version)
+        const saved = performance.now()
+        for (;;) {
+          const seen = yield* b.findById(current.id)
+          if (Option.isSome(seen) && seen.value.version === next.tenant.version) break
+          assert.isBelow(performance.now() - saved, 2000, "B never saw the update")
+          yield* Effect.sleep("1 millis")
+        }
+        delays.push(performance.now() - saved)
+        current = next.tenant
+      }
+      const sorted = [...delays].sort((x, y) => x - y)
+      const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0
+      const p99 = sorted[sorted.length - 1] ?? 0
+      // The evidence, in the test output: how long a broadcast took to reach the other instance.
+      yield* Effect.log(`two-tier invalidation seen by instance B: p50 ${p50.toFixed(2)} ms, max ${p99.toFixed(2)} ms`)
+      assert.isBelow(p99, 1000)
+    })))
+
+  it.live("an instance whose memory tier holds a tenant never serves it after another instance's update", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { a, b } = yield* twoInstances
+      const created = yield* newTenant()
+      yield* a.insert(created.tenant, created.event)
+      assert.deepStrictEqual(yield* b.findById(created.tenant.id), Option.some(created.tenant))
+      const next = yield* renamed(created.tenant, "Renamed")
+      yield* a.save(next.tenant, [next.event], created.tenant.version)
+      // Give the broadcast a moment, then B must answer with the new tenant, by id and by code.
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(yield* b.findById(created.tenant.id), Option.some(next.tenant))
+      assert.deepStrictEqual(yield* b.findByCode(created.tenant.code), Option.some(next.tenant))
+    })))
+})
