@@ -34,6 +34,19 @@
  * repository by itself: it shares no load and fills nothing, as it has no version. A fill that fails is
  * skipped. A cached value that no longer decodes is a miss, and is deleted and refilled.
  *
+ * Outages: every store call goes through a circuit breaker. After `breakerThreshold` consecutive `CacheError`s
+ * (default 5) the store is left alone for `breakerCooldown` (default 5 seconds, by Effect's `Clock`), and reads
+ * go straight to the repository without waiting for the store's timeout; then one call is let through, and its
+ * success closes the breaker. The gauge `tenant_cache_breaker_open` is 1 while the breaker is open.
+ *
+ * An invalidation that could not reach the store (a `CacheError`, or skipped while the breaker is open) is kept
+ * in memory (at most `maxPendingInvalidations` keys, default 10,000) and retried: every `retryInterval` (default
+ * 1 second) in a fiber of the layer's scope, and before any cache read or fill. While any invalidation is
+ * pending, reads and fills bypass the store, so a tenant invalidated during an outage is never served from the
+ * store after it: the retried invalidation deletes the value and moves the key's version, which also refuses
+ * every fill that read the version before it. Kept keys live in this process only: a process that stops during
+ * an outage leaves its pending keys to their TTL, as does the oldest key given up when the bound is reached.
+ *
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
@@ -61,9 +74,11 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
+import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
 import type { Tenant } from "./Tenant.js"
 import * as TenantCache from "./TenantCache.js"
 import type { TenantEvent } from "./TenantEvent.js"
@@ -88,6 +103,14 @@ export interface Options {
    * TTL, drawn from Effect's `Random`; 0 turns jitter off. Kept between 0 and 0.9.
    */
   readonly jitter?: number | undefined
+  /** Consecutive `CacheError`s after which the store is left alone for `breakerCooldown` (default 5). */
+  readonly breakerThreshold?: number | undefined
+  /** How long the store is left alone once the breaker opens, before one call is let through (default 5 seconds). */
+  readonly breakerCooldown?: Duration.DurationInput | undefined
+  /** How often invalidations that could not reach the store are retried in the background (default 1 second). */
+  readonly retryInterval?: Duration.DurationInput | undefined
+  /** Most keys whose invalidation waits for a retry (default 10,000); past it the oldest is given up and logged. */
+  readonly maxPendingInvalidations?: number | undefined
 }
 
 const TIER = "store"
@@ -150,8 +173,9 @@ export const invalidations = Metric.counter("tenant_cache_invalidations", {
 })
 
 /**
- * Keys whose invalidation after a write failed, tagged with `tier` and `lookup`. Each may serve the tenant as
- * it was before the write until the value's TTL runs out; failed invalidations are not retried.
+ * Keys whose invalidation after a write failed at least once (a `CacheError`, or skipped while the circuit
+ * breaker was open), tagged with `tier` and `lookup`. Each is kept and retried until the store takes it; the
+ * retries are not counted again.
  *
  * @since 0.1.0
  * @category metrics
@@ -173,6 +197,19 @@ export const errors = Metric.counter("tenant_cache_errors", {
   description: "Tenant cache steps that failed, by tier, lookup and operation",
   incremental: true
 })
+
+/**
+ * 1 while the circuit breaker in front of the store is open (the store is not asked), 0 while it is closed;
+ * tagged with `tier`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const breakerOpen = Metric.gauge("tenant_cache_breaker_open", {
+  description: "1 while the circuit breaker in front of the tenant cache store is open, else 0, by tier"
+})
+
+const breakerGauge = Metric.tagged(breakerOpen, "tier", TIER)
 
 const metricsOf = (lookup: TenantCache.Lookup) => {
   const tag = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) =>
@@ -214,6 +251,8 @@ const mayHaveWritten = <E extends { readonly _tag: string }>(exit: Exit.Exit<voi
 
 const DEFAULT_TTL = Duration.minutes(5)
 const DEFAULT_ABSENT_TTL = Duration.seconds(30)
+const DEFAULT_BREAKER_COOLDOWN = Duration.seconds(5)
+const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 
 /**
  * The cached repository over the `TenantRepository` and the `CacheStore` it is given. Its loads run in fibers
@@ -237,6 +276,14 @@ export const make = (
     const foundMillis = Duration.toMillis(options.ttl ?? DEFAULT_TTL)
     const absentMillis = Duration.toMillis(options.absentTtl ?? DEFAULT_ABSENT_TTL)
     const jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.9)
+    const maxPending = Math.max(1, options.maxPendingInvalidations ?? 10_000)
+    const breaker = yield* makeCircuitBreaker({
+      threshold: options.breakerThreshold ?? 5,
+      cooldown: options.breakerCooldown ?? DEFAULT_BREAKER_COOLDOWN,
+      gauge: breakerGauge
+    })
+    /** A store call, or `None` without calling the store while the breaker is open. */
+    const guarded = breaker.run
 
     const ttlOf = (found: Option.Option<Tenant>): Effect.Effect<Duration.Duration> => {
       const millis = Option.isSome(found) ? foundMillis : absentMillis
@@ -260,35 +307,38 @@ export const make = (
 
     const read = (lookup: TenantCache.Lookup, key: string): Effect.Effect<Read> => {
       const metrics = observed[lookup]
-      return store.getVersioned(key).pipe(
-        Effect.flatMap(({ value, version }): Effect.Effect<Read> => {
-          if (Option.isNone(value)) {
-            return Effect.as(Effect.zipRight(Metric.increment(metrics.miss), outcome("miss")), {
-              _tag: "Miss",
-              version
-            })
+      return whenClear(store.getVersioned(key)).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.as(outcome("bypassed"), unavailable),
+          onSome: ({ value, version }): Effect.Effect<Read> => {
+            if (Option.isNone(value)) {
+              return Effect.as(Effect.zipRight(Metric.increment(metrics.miss), outcome("miss")), {
+                _tag: "Miss",
+                version
+              })
+            }
+            const decoded = TenantCache.decode(value.value)
+            if (Either.isRight(decoded)) {
+              return Effect.as(Effect.zipRight(Metric.increment(metrics.hit), outcome("hit")), {
+                _tag: "Hit",
+                found: decoded.right
+              })
+            }
+            // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail;
+            // a delete leaves the version alone, so the fill that follows is still accepted.
+            return Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
+              Effect.annotateLogs({ key, error: decoded.left.message }),
+              Effect.zipRight(Metric.increment(metrics.miss)),
+              Effect.zipRight(Metric.increment(metrics.decodeError)),
+              Effect.zipRight(outcome("undecodable")),
+              Effect.zipRight(
+                Effect.catchAll(guarded(store.deleteMany([key])), (error) =>
+                  cacheFailed(metrics.getError, "TenantCache: dropping an undecodable value failed", key, error))
+              ),
+              Effect.as<Read>({ _tag: "Miss", version })
+            )
           }
-          const decoded = TenantCache.decode(value.value)
-          if (Either.isRight(decoded)) {
-            return Effect.as(Effect.zipRight(Metric.increment(metrics.hit), outcome("hit")), {
-              _tag: "Hit",
-              found: decoded.right
-            })
-          }
-          // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail;
-          // a delete leaves the version alone, so the fill that follows is still accepted.
-          return Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
-            Effect.annotateLogs({ key, error: decoded.left.message }),
-            Effect.zipRight(Metric.increment(metrics.miss)),
-            Effect.zipRight(Metric.increment(metrics.decodeError)),
-            Effect.zipRight(outcome("undecodable")),
-            Effect.zipRight(
-              Effect.catchAll(store.deleteMany([key]), (error) =>
-                cacheFailed(metrics.getError, "TenantCache: dropping an undecodable value failed", key, error))
-            ),
-            Effect.as<Read>({ _tag: "Miss", version })
-          )
-        }),
+        })),
         Effect.catchAll((error) =>
           cacheFailed(metrics.getError, "TenantCache.get failed; reading the repository", key, error).pipe(
             Effect.zipRight(outcome("error")),
@@ -317,14 +367,19 @@ export const make = (
         onRight: (value) =>
           ttlOf(found).pipe(
             Effect.flatMap((ttl) =>
-              store.setIfVersion(key, value, ttl, version)
+              whenClear(store.setIfVersion(key, value, ttl, version))
             ),
-            Effect.tap((stored) =>
-              Effect.zipRight(
-                Metric.increment(stored ? metrics.fill : metrics.refused),
-                outcome(stored ? "stored" : "refused")
-              )
-            ),
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.as(outcome("bypassed"), false),
+              onSome: (stored) =>
+                Effect.as(
+                  Effect.zipRight(
+                    Metric.increment(stored ? metrics.fill : metrics.refused),
+                    outcome(stored ? "stored" : "refused")
+                  ),
+                  stored
+                )
+            })),
             Effect.catchAll((error) =>
               cacheFailed(metrics.fillError, "TenantCache.fill failed; not caching the tenant", key, error).pipe(
                 Effect.zipRight(outcome("error")),
@@ -339,8 +394,7 @@ export const make = (
     const fillWithId = (lookup: TenantCache.Lookup, key: string, version: string, tenant: Tenant) =>
       Effect.gen(function*() {
         const idKey = TenantCache.idKey(tenant.id, prefix)
-        const id = yield* store.getVersioned(idKey).pipe(
-          Effect.map(Option.some),
+        const id = yield* guarded(store.getVersioned(idKey)).pipe(
           Effect.catchAll((error) =>
             Effect.as(
               cacheFailed(observed.id.getError, "TenantCache.get of the id key failed; not filling it", idKey, error),
@@ -418,36 +472,108 @@ export const make = (
       counter: (lookup: TenantCache.Lookup) => ReadonlyArray<Metric.Metric.Counter<number>>
     ) =>
       Effect.forEach(keys, ([lookup]) =>
-        Effect.forEach(counter(lookup), (metric) => Metric.increment(metric), { discard: true }), {
+        Effect.forEach(counter(lookup), (metric) =>
+          Metric.increment(metric), { discard: true }), {
         discard: true
       })
 
-    // Not retried: the write has committed and succeeds; the keys are logged and counted instead.
-    const invalidationFailed = (keys: Keys, error: CacheError) =>
-      Effect.logWarning("TenantCache: invalidation failed; these keys may serve a stale tenant until their TTL").pipe(
-        Effect.annotateLogs({
-          keys: keys.map(([, key]) =>
-            key
-          ).join(" "),
-          reason: error.reason,
-          detail: error.detail
-        }),
-        Effect.zipRight(countEach(keys, (lookup) => [
-          observed[lookup].invalidationFailed,
-          observed[lookup].invalidateError
-        ])),
-        Effect.zipRight(outcome("error"))
+    // Keys whose invalidation has not reached the store yet, each with the turn at which it was (last) kept, so
+    // that a retry that started before a key was kept again does not forget it.
+    const pending = new Map<string, { readonly lookup: TenantCache.Lookup; readonly turn: number }>()
+    let turn = 0
+
+    const keep = (keys: Keys) =>
+      Effect.suspend(() => {
+        const dropped: Array<string> = []
+        for (const [lookup, key] of keys) {
+          pending.delete(key)
+          pending.set(key, { lookup, turn: ++turn })
+        }
+        while (pending.size > maxPending) {
+          const oldest = pending.keys().next()
+          if (oldest.done === true) {
+            break
+          }
+          pending.delete(oldest.value)
+          dropped.push(oldest.value)
+        }
+        return dropped.length === 0 ? Effect.void : Effect.logError(
+          "TenantCache: too many invalidations pending; giving up the oldest, which may serve a stale tenant"
+        ).pipe(Effect.annotateLogs({ keys: dropped.join(" ") }))
+      })
+
+    /** Retries every pending invalidation (when the breaker lets it); answers whether none is pending any more. */
+    const flush: Effect.Effect<boolean> = Effect.suspend(() => {
+      if (pending.size === 0) {
+        return Effect.succeed(true)
+      }
+      const batch = Array.from(pending, ([key, { lookup, turn }]) => ({ key, lookup, turn }))
+      return guarded(store.invalidate(batch.map(({ key }) =>
+        key
+      ))).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(false),
+          onSome: () =>
+            Effect.suspend(() => {
+              const done = batch.filter(({ key, turn }) => pending.get(key)?.turn === turn)
+              for (const { key } of done) pending.delete(key)
+              return Effect.as(
+                countEach(done.map(({ key, lookup }) => [lookup, key] as const), (lookup) => [
+                  observed[lookup].invalidated
+                ]),
+                pending.size === 0
+              )
+            })
+        })),
+        Effect.catchAll((error) =>
+          Effect.logDebug("TenantCache: retrying pending invalidations failed; still bypassing the store").pipe(
+            Effect.annotateLogs({ pending: pending.size, reason: error.reason, detail: error.detail }),
+            Effect.as(false)
+          )
+        ),
+        Effect.withSpan("TenantCache.retryInvalidations", {
+          captureStackTrace: false,
+          attributes: { "tenant.cache.tier": TIER, "tenant.cache.pending": batch.length }
+        })
+      )
+    })
+
+    /** A store call made only once no invalidation is pending, and while the breaker lets it; else `None`. */
+    const whenClear = <A>(call: Effect.Effect<A, CacheError>): Effect.Effect<Option.Option<A>, CacheError> =>
+      Effect.flatMap(flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
+
+    // The write has committed and succeeds; the keys are kept for a retry, logged and counted.
+    const invalidationKept = (keys: Keys, reason: string, detail: string) =>
+      Effect.logWarning("TenantCache: invalidation did not reach the store; retrying it, reading the repository").pipe(
+        Effect.annotateLogs({ keys: keys.map(([, key]) => key).join(" "), reason, detail }),
+        Effect.zipRight(keep(keys)),
+        Effect.zipRight(countEach(keys, (lookup) => [observed[lookup].invalidationFailed])),
+        Effect.zipRight(outcome("kept"))
       )
 
     const invalidate = (keys: Keys) =>
-      store.invalidate(keys.map(([, key]) => key)).pipe(
-        Effect.zipRight(countEach(keys, (lookup) => [observed[lookup].invalidated])),
-        Effect.catchAll((error) => invalidationFailed(keys, error)),
+      guarded(store.invalidate(keys.map(([, key]) => key))).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => invalidationKept(keys, "BreakerOpen", "the circuit breaker is open"),
+          onSome: () => countEach(keys, (lookup) => [observed[lookup].invalidated])
+        })),
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            countEach(keys, (lookup) => [observed[lookup].invalidateError]),
+            invalidationKept(keys, error.reason, error.detail)
+          )
+        ),
         Effect.withSpan("TenantCache.invalidate", {
           captureStackTrace: false,
           attributes: { "tenant.cache.tier": TIER, "tenant.cache.keys": keys.map(([, key]) => key) }
         })
       )
+
+    // Pending invalidations are retried in the background too, so that they reach the store without a read.
+    yield* Effect.forkIn(
+      Effect.interruptible(Effect.repeat(flush, Schedule.spaced(options.retryInterval ?? DEFAULT_RETRY_INTERVAL))),
+      scope
+    )
 
     /**
      * Every key the tenant had or has: the states the events carry, and the code and domain an update replaced.
@@ -497,10 +623,11 @@ export const make = (
  * the cache is adding this layer. The `CacheStore` holds the values: `CacheStore.layerMemory` for one process,
  * `CacheStore.layerRedis` to share one cache between processes.
  *
- * When the store fails (`CacheError`), reads go to the repository and writes still succeed. A write whose
- * invalidation fails is not failed, retried or queued: it is logged at warning level with the keys, and each
- * key is counted in `tenant_cache_invalidation_failures`; such a key may serve the tenant as it was before the
- * write until its TTL (`ttl`, or `absentTtl` for an absence, plus jitter) runs out.
+ * When the store fails (`CacheError`), reads go to the repository and writes still succeed; after repeated
+ * failures a circuit breaker stops asking the store for a while (`tenant_cache_breaker_open`). A write whose
+ * invalidation fails is not failed: the keys are logged at warning level, counted in
+ * `tenant_cache_invalidation_failures`, kept and retried (in the background, and before any cache read or
+ * fill); until they reach the store, reads bypass it, so no tenant as it was before the write is served.
  *
  * `Layer.provide` hides the inner layer's other services; `Layer.provideMerge` keeps them (the `TenantOutbox` of
  * `TenantRepository.layerMemory` or `layerPg`), and the `TenantRepository` it provides is still the cached one.

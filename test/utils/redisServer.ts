@@ -56,7 +56,8 @@ export const makeOwnRedis = Effect.gen(function*() {
 
   const stop = Effect.async<void>((resume) => {
     const running = child
-    if (running === undefined || running.exitCode !== null) return resume(Effect.void)
+    // After a SIGKILL only signalCode is set; exitCode stays null.
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return resume(Effect.void)
     running.once("exit", () => resume(Effect.void))
     running.kill("SIGKILL")
   })
