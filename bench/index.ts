@@ -9,13 +9,17 @@ import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as CacheHit from "./cacheHit.js"
+import * as CacheStampede from "./cacheStampede.js"
 import * as FindById from "./findById.js"
 import * as Harness from "./harness.js"
 import * as SmtpThroughput from "./smtpThroughput.js"
 
 const benchmarks: ReadonlyArray<Harness.Benchmark> = [
   FindById.benchmark,
-  SmtpThroughput.benchmark
+  SmtpThroughput.benchmark,
+  CacheHit.benchmark,
+  CacheStampede.benchmark
 ]
 
 const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.Report]>): string => {
