@@ -9,6 +9,7 @@ import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as CacheBroadcast from "./cacheBroadcast.js"
 import * as CacheHit from "./cacheHit.js"
 import * as CacheStampede from "./cacheStampede.js"
 import * as FindById from "./findById.js"
@@ -19,7 +20,8 @@ const benchmarks: ReadonlyArray<Harness.Benchmark> = [
   FindById.benchmark,
   SmtpThroughput.benchmark,
   CacheHit.benchmark,
-  CacheStampede.benchmark
+  CacheStampede.benchmark,
+  CacheBroadcast.benchmark
 ]
 
 const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.Report]>): string => {
