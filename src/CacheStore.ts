@@ -24,7 +24,7 @@ import type { Cluster } from "ioredis"
 import { Redis } from "ioredis"
 import type { CacheError } from "./CacheError.js"
 import { makeRedisStore } from "./internal/redisCacheStore.js"
-import { makeTiered } from "./internal/tieredCacheStore.js"
+import { makeTiered, tierReads as tierReadsCounter } from "./internal/tieredCacheStore.js"
 
 export {
   /**
@@ -272,6 +272,15 @@ const redisClient = (options: RedisOptions) =>
     )
     return client
   })
+
+/**
+ * Reads answered by each tier of `layerTiered`, tagged `tier` (`memory`, `redis`) and `result` (`hit`, `miss`);
+ * a read that misses the memory tier is counted there and again at Redis.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const tierReads = tierReadsCounter
 
 /**
  * @since 0.1.0

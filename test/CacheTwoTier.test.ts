@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
@@ -65,6 +66,28 @@ describe("CacheStore.layerTiered across instances", () => {
       // The evidence, in the test output: how long a broadcast took to reach the other instance.
       yield* Effect.log(`two-tier invalidation seen by instance B: p50 ${p50.toFixed(2)} ms, max ${p99.toFixed(2)} ms`)
       assert.isBelow(p99, 1000)
+    })))
+
+  it.live("counts reads per tier: a repeated read is a memory hit, the first a memory miss and a Redis read", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = yield* freshPrefix
+      const store = Context.get(
+        yield* Layer.build(CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix })),
+        CacheStore.CacheStore
+      )
+      const count = (tier: string, result: string) =>
+        Effect.map(
+          Metric.value(CacheStore.tierReads.pipe(Metric.tagged("tier", tier), Metric.tagged("result", result))),
+          (state) => state.count
+        )
+      const before = yield* Effect.all([count("memory", "hit"), count("memory", "miss"), count("redis", "hit")])
+      const { version } = yield* store.getVersioned("k")
+      yield* store.setIfVersion("k", "v", "1 minute", version)
+      yield* store.get("k")
+      yield* store.get("k")
+      const after = yield* Effect.all([count("memory", "hit"), count("memory", "miss"), count("redis", "hit")])
+      // getVersioned missed both tiers; the fill put a copy in memory; both gets hit it.
+      assert.deepStrictEqual(after.map((n, i) => n - (before[i] ?? 0)), [2, 1, 0])
     })))
 
   it.live("an instance whose memory tier holds a tenant never serves it after another instance's update", () =>

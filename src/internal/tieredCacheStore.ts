@@ -1,5 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as CacheStore from "../CacheStore.js"
 
@@ -14,6 +15,22 @@ import type * as CacheStore from "../CacheStore.js"
  * neither read nor filled, and it is emptied when the channel comes back (messages may have been missed then).
  * A message lost any other way leaves a stale copy for at most the memory tier's TTL.
  */
+/**
+ * Reads answered by each tier, tagged `tier` (`memory`, `redis`) and `result` (`hit`, `miss`): a read that misses
+ * the memory tier is counted there and again at Redis.
+ */
+export const tierReads = Metric.counter("tenant_cache_tier_reads", {
+  description: "Cache reads by tier and result",
+  incremental: true
+})
+
+const counted = (tier: string, result: string) =>
+  tierReads.pipe(Metric.tagged("tier", tier), Metric.tagged("result", result))
+const memoryHit = counted("memory", "hit")
+const memoryMiss = counted("memory", "miss")
+const redisHit = counted("redis", "hit")
+const redisMiss = counted("redis", "miss")
+
 export interface TieredOptions {
   readonly local: CacheStore.Service
   readonly shared: CacheStore.Service
@@ -85,10 +102,15 @@ export const makeTiered = (options: TieredOptions): Tiered => {
         if (Option.isSome(local) && Option.isSome(local.value)) {
           const copy = unpack(local.value.value)
           // A copy from an older generation was made before the channel dropped: it may be stale.
-          if (copy.generation === generation) return { value: Option.some(copy.value), version: copy.version }
+          if (copy.generation === generation) {
+            yield* Metric.increment(memoryHit)
+            return { value: Option.some(copy.value), version: copy.version }
+          }
         }
+        yield* Metric.increment(memoryMiss)
       }
       const shared = yield* options.shared.getVersioned(key)
+      yield* Metric.increment(Option.isSome(shared.value) ? redisHit : redisMiss)
       if (Option.isSome(shared.value) && shared.expiresIn !== undefined) {
         yield* fillLocal(key, shared.version, shared.value.value, epoch, shared.expiresIn)
       }
