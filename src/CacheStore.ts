@@ -14,8 +14,10 @@ import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -317,43 +319,62 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
       const settings = storeOptions(options)
       const channel = `${settings.prefix}invalidations`
       const subscriber = yield* Effect.acquireRelease(
-        Effect.sync(() => client.duplicate({ enableOfflineQueue: true, lazyConnect: true })),
+        Effect.sync(() => client.duplicate({ enableOfflineQueue: true, lazyConnect: true, autoResubscribe: false })),
         (subscriber) => Effect.sync(() => subscriber.disconnect())
       )
       subscriber.on("error", () => undefined)
-      const heard = yield* Queue.unbounded<ReadonlyArray<string> | "resync">()
-      let everReady = false
-      subscriber.on("ready", () => {
-        // Broadcasts sent while the subscription was down are lost: forget every memory copy.
-        if (everReady) Queue.unsafeOffer(heard, "resync")
-        everReady = true
-      })
-      subscriber.on("message", (_channel: string, message: string) => {
-        try {
-          const keys: unknown = JSON.parse(message)
-          if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
-        } catch {
-          Queue.unsafeOffer(heard, "resync")
-        }
-      })
-      yield* Effect.promise(() => subscriber.connect().then(() => subscriber.subscribe(channel)).catch(() => undefined))
-        .pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
-
+      const heard = yield* Queue.unbounded<ReadonlyArray<string>>()
       const local = yield* makeMemory({ maxEntries: options.localMaxEntries ?? 10_000 })
       const shared = makeRedisStore(client, settings)
+      // The memory tier is used only while broadcasts are certainly heard: from the moment the subscription is
+      // confirmed until the connection leaves "ready". Every time it is lost, every memory copy is forgotten at
+      // once (synchronously, so that no read can slip in first), since broadcasts may be missed from then on.
+      let subscribed = false
       const tiered = makeTiered({
         local,
         shared,
         localTtl: options.localTtl ?? Duration.seconds(10),
-        listening: () => subscriber.status === "ready",
+        listening: () => subscribed,
         publish: (keys) =>
           Effect.promise(() => client.publish(channel, JSON.stringify(keys)).catch(() => 0)).pipe(
             Effect.timeoutOption(settings.commandTimeout),
             Effect.asVoid
           )
       })
+      const lost = () => {
+        if (subscribed) tiered.forgetAllLocal()
+        subscribed = false
+      }
+      subscriber.on("close", lost)
+      subscriber.on("end", lost)
+      subscriber.on("reconnecting", lost)
+      const firstSubscription = yield* Deferred.make<void>()
+      subscriber.on("ready", () => {
+        subscriber.subscribe(channel).then(
+          () => {
+            tiered.forgetAllLocal()
+            subscribed = subscriber.status === "ready"
+            Deferred.unsafeDone(firstSubscription, Exit.void)
+          },
+          lost
+        )
+      })
+      subscriber.on("message", (_channel: string, message: string) => {
+        try {
+          const keys: unknown = JSON.parse(message)
+          if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
+          else lost()
+        } catch {
+          lost()
+        }
+      })
+      // Serve with both tiers from the start when Redis is there; without it, start anyway (Redis only).
+      yield* Effect.zipRight(
+        Effect.promise(() => subscriber.connect().catch(() => undefined)),
+        Deferred.await(firstSubscription)
+      ).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
       yield* Queue.take(heard).pipe(
-        Effect.flatMap((keys) => keys === "resync" ? tiered.dropAllLocal : tiered.dropLocal(keys)),
+        Effect.flatMap(tiered.dropLocal),
         Effect.forever,
         Effect.forkScoped
       )

@@ -5,12 +5,14 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
 import type { Tenant } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshPrefix, REDIS_URL } from "./utils/redis.js"
+import { makeOwnRedis } from "./utils/redisServer.js"
 import { newTenant, stampAt } from "./utils/tenants.js"
 
 /** Two application instances: separate layer stacks (each its own memory tier and Redis clients), one database. */
@@ -102,5 +104,30 @@ describe("CacheStore.layerTiered across instances", () => {
       yield* Effect.sleep("50 millis")
       assert.deepStrictEqual(yield* b.findById(created.tenant.id), Option.some(next.tenant))
       assert.deepStrictEqual(yield* b.findByCode(created.tenant.code), Option.some(next.tenant))
+    })))
+
+  it.live("an instance that started while Redis was down still hears broadcasts once Redis is back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const redis = yield* makeOwnRedis
+      yield* redis.stop
+      const tiered = () =>
+        Effect.map(
+          Layer.build(
+            CacheStore.layerTiered({ url: Redacted.make(redis.url), prefix: "t:", connectTimeout: "200 millis" })
+          ),
+          Context.get(CacheStore.CacheStore)
+        )
+      const a = yield* tiered()
+      yield* redis.start
+      const b = yield* tiered()
+      // Wait until A is connected again (its client retries with backoff), then let A keep a memory copy.
+      yield* Effect.retry(a.getVersioned("k"), { schedule: Schedule.spaced("100 millis"), times: 50 })
+      yield* Effect.sleep("300 millis")
+      const { version } = yield* a.getVersioned("k")
+      assert.isTrue(yield* a.setIfVersion("k", "old", "1 minute", version))
+      assert.deepStrictEqual(yield* a.get("k"), Option.some("old"))
+      yield* b.invalidate(["k"])
+      yield* Effect.sleep("100 millis")
+      assert.isTrue(Option.isNone(yield* a.get("k")), "A still serves a copy B invalidated")
     })))
 })

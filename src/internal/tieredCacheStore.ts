@@ -46,8 +46,8 @@ export interface Tiered {
   readonly store: CacheStore.Service
   /** What to do with a broadcast: drop these keys' memory copies. */
   readonly dropLocal: (keys: ReadonlyArray<string>) => Effect.Effect<void>
-  /** What to do after the broadcast channel was down: forget every memory copy. */
-  readonly dropAllLocal: Effect.Effect<void>
+  /** What to do when broadcasts may have been missed: forget every memory copy, at once. */
+  readonly forgetAllLocal: () => void
 }
 
 /** `<generation>:<version>:<value>`: generation and version are decimal counters, so two colons end them. */
@@ -81,10 +81,10 @@ export const makeTiered = (options: TieredOptions): Tiered => {
   const dropLocal = (keys: ReadonlyArray<string>) =>
     Effect.zipRight(Effect.sync(() => keys.forEach(touch)), options.local.deleteMany(keys).pipe(Effect.ignore))
 
-  const dropAllLocal = Effect.sync(() => {
+  const forgetAllLocal = () => {
     epochs.clear()
     generation++
-  })
+  }
 
   const localTtl = Duration.decode(options.localTtl)
 
@@ -142,5 +142,5 @@ export const makeTiered = (options: TieredOptions): Tiered => {
       )
   }
 
-  return { store, dropLocal, dropAllLocal }
+  return { store, dropLocal, forgetAllLocal }
 }
