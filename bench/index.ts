@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as CacheBroadcast from "./cacheBroadcast.js"
 import * as CacheHit from "./cacheHit.js"
+import * as CacheMemoryHit from "./cacheMemoryHit.js"
 import * as CacheStampede from "./cacheStampede.js"
 import * as FindById from "./findById.js"
 import * as Harness from "./harness.js"
@@ -20,6 +21,7 @@ const benchmarks: ReadonlyArray<Harness.Benchmark> = [
   FindById.benchmark,
   SmtpThroughput.benchmark,
   CacheHit.benchmark,
+  CacheMemoryHit.benchmark,
   CacheStampede.benchmark,
   CacheBroadcast.benchmark
 ]
