@@ -104,31 +104,12 @@ const program = Effect.gen(function*() {
     `${ids.length} tenants, every one cached in Redis; ${PLAN.warmup} warm-up ops, then ${PLAN.rounds} rounds x ` +
       `${PLAN.opsPerRound} ops per candidate, interleaved`
   )
-  const measurements = yield* Effect.tryPromise((signal) =>
-    Harness.measure(
-      [
-        { name: "cached findById", op: () => viaCache(pick(ids)) },
-        { name: "GET + JSON.parse", op: () => viaRawRedis(pick(ids)) }
-      ],
-      PLAN,
-      signal
-    )
+  return yield* Harness.headToHead(
+    { name: "cached findById", op: () => viaCache(pick(ids)) },
+    { name: "GET + JSON.parse", op: () => viaRawRedis(pick(ids)) },
+    PLAN,
+    { goal: GOAL }
   )
-  const [cached, raw] = measurements
-  if (cached === undefined || raw === undefined) return yield* Effect.dieMessage("a candidate was not measured")
-  const ratio = Harness.ratio(cached, raw)
-  for (const measurement of measurements) {
-    yield* Console.log(
-      `  ${measurement.name.padEnd(16)} ${Harness.format(measurement.opsPerSecond).padStart(7)} ops/s  ` +
-        `mean ${Harness.format(measurement.meanMicros)} us  p50 ${Harness.format(measurement.p50Micros)} us  ` +
-        `p99 ${Harness.format(measurement.p99Micros)} us`
-    )
-  }
-  yield* Console.log(
-    `  cached findById / GET + JSON.parse: ${Harness.format(ratio, 2)}x (median of per-round time ratios); ` +
-      `goal <= ${Harness.format(GOAL, 2)}x`
-  )
-  return { measurements, comparisons: [{ name: "cached findById / GET + JSON.parse", ratio, goal: GOAL }] }
 })
 
 export const benchmark: Harness.Benchmark = {

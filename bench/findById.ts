@@ -98,31 +98,12 @@ const program = Effect.gen(function*() {
     `${ids.length} tenants, pool of ${POOL_SIZE}; ${PLAN.warmup} warm-up ops, then ${PLAN.rounds} rounds x ` +
       `${PLAN.opsPerRound} ops per candidate, interleaved`
   )
-  const measurements = yield* Effect.tryPromise((signal) =>
-    Harness.measure(
-      [
-        { name: "layerPg", op: () => viaLayerPg(pick(ids)) },
-        { name: "raw pg", op: () => viaRawPg(pick(ids)) }
-      ],
-      PLAN,
-      signal
-    )
+  return yield* Harness.headToHead(
+    { name: "layerPg", op: () => viaLayerPg(pick(ids)) },
+    { name: "raw pg", op: () => viaRawPg(pick(ids)) },
+    PLAN,
+    { goal: GOAL }
   )
-  const [layerPg, raw] = measurements
-  if (layerPg === undefined || raw === undefined) return yield* Effect.dieMessage("a candidate was not measured")
-  const ratio = Harness.ratio(layerPg, raw)
-  for (const measurement of measurements) {
-    yield* Console.log(
-      `  ${measurement.name.padEnd(8)} ${Harness.format(measurement.opsPerSecond).padStart(7)} ops/s  ` +
-        `mean ${Harness.format(measurement.meanMicros)} us  p50 ${Harness.format(measurement.p50Micros)} us  ` +
-        `p99 ${Harness.format(measurement.p99Micros)} us`
-    )
-  }
-  yield* Console.log(
-    `  layerPg / raw pg: ${Harness.format(ratio, 2)}x (median of per-round time ratios); ` +
-      `goal for later: <= ${Harness.format(GOAL, 2)}x`
-  )
-  return { measurements, comparisons: [{ name: "layerPg / raw pg", ratio, goal: GOAL }] }
 })
 
 export const benchmark: Harness.Benchmark = {

@@ -6,7 +6,8 @@
  * B, A, ...), so that drift on the machine (frequency, other processes, the database's caches) falls on all of
  * them alike. A comparison is the median of the per-round ratios, which one noisy round cannot move.
  */
-import type * as Effect from "effect/Effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 
 /** One operation to measure, awaited once per iteration. */
 export interface Candidate {
@@ -131,3 +132,34 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
 /** A number with thousands separators and `digits` decimals. */
 export const format = (value: number, digits = 0): string =>
   value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+/** The usual line for one measurement: throughput and latencies per operation. */
+export const describeOps = (measurement: Measurement): string =>
+  `${padName(measurement.name)} ${format(measurement.opsPerSecond).padStart(9)} ops/s  ` +
+  `mean ${format(measurement.meanMicros, 1)} us  p50 ${format(measurement.p50Micros, 1)} us  ` +
+  `p99 ${format(measurement.p99Micros, 1)} us`
+
+const padName = (name: string) => `  ${name.padEnd(32)}`
+
+/**
+ * Measures `candidate` against `baseline` by `plan`, prints each measurement (with `describe`, by default
+ * {@link describeOps}) and the ratio of their times against `goal`, and returns the report for the summary.
+ */
+export const headToHead = (
+  candidate: Candidate,
+  baseline: Candidate,
+  plan: Plan,
+  options: { readonly goal: number; readonly describe?: (measurement: Measurement) => string }
+): Effect.Effect<Report, unknown> =>
+  Effect.gen(function*() {
+    const measurements = yield* Effect.tryPromise((signal) => measure([candidate, baseline], plan, signal))
+    const [measured, base] = measurements
+    if (measured === undefined || base === undefined) return yield* Effect.dieMessage("a candidate was not measured")
+    const comparison = `${candidate.name} / ${baseline.name}`
+    const timeRatio = ratio(measured, base)
+    for (const measurement of measurements) yield* Console.log((options.describe ?? describeOps)(measurement))
+    yield* Console.log(
+      `  ${comparison}: ${format(timeRatio, 2)}x time (median of per-round ratios); goal <= ${format(options.goal, 2)}x`
+    )
+    return { measurements, comparisons: [{ name: comparison, ratio: timeRatio, goal: options.goal }] }
+  })

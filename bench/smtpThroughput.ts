@@ -86,32 +86,24 @@ const program = Effect.gen(function*() {
     `${MAX_CONNECTIONS} connections, ${MESSAGES_PER_CONNECTION} messages per connection, batches of ${BATCH}; ` +
       `${PLAN.warmup} warm-up batches, then ${PLAN.rounds} rounds x ${PLAN.opsPerRound} batches per candidate`
   )
-  const measurements = yield* Effect.tryPromise((signal) =>
-    Harness.measure(
-      [
-        { name: "layerSmtp", op: viaLayer },
-        { name: "nodemailer", op: viaNodemailer }
-      ],
-      PLAN,
-      signal
-    )
+  const report = yield* Harness.headToHead(
+    { name: "layerSmtp", op: viaLayer },
+    { name: "nodemailer", op: viaNodemailer },
+    PLAN,
+    {
+      goal: GOAL,
+      describe: (measurement) =>
+        `  ${measurement.name.padEnd(10)} ${
+          Harness.format(measurement.opsPerSecond * BATCH).padStart(6)
+        } messages/s  ` +
+        `batch p50 ${Harness.format(measurement.p50Micros / 1000, 1)} ms  ` +
+        `p99 ${Harness.format(measurement.p99Micros / 1000, 1)} ms`
+    }
   )
-  const [layer, direct] = measurements
-  if (layer === undefined || direct === undefined) return yield* Effect.dieMessage("a candidate was not measured")
-  const ratio = Harness.ratio(layer, direct)
-  for (const measurement of measurements) {
-    yield* Console.log(
-      `  ${measurement.name.padEnd(10)} ${Harness.format(measurement.opsPerSecond * BATCH).padStart(6)} messages/s  ` +
-        `batch p50 ${Harness.format(measurement.p50Micros / 1000, 1)} ms  p99 ${
-          Harness.format(measurement.p99Micros / 1000, 1)
-        } ms`
-    )
-  }
-  yield* Console.log(`  layerSmtp / nodemailer: ${Harness.format(ratio, 2)}x time; goal <= ${GOAL}x`)
   if (server.accepted().length !== (PLAN.warmup + PLAN.rounds * PLAN.opsPerRound) * BATCH * 2) {
     return yield* Effect.dieMessage(`the server accepted ${server.accepted().length} messages, not every one sent`)
   }
-  return { measurements, comparisons: [{ name: "layerSmtp / nodemailer", ratio, goal: GOAL }] }
+  return report
 })
 
 export const benchmark: Harness.Benchmark = {
