@@ -92,6 +92,79 @@ const indexSearch = Effect.gen(function*() {
 })
 
 /**
+ * The delivery ledger (see `DeliveryLedger`): one row per message an outbox event calls for, one row per attempt
+ * at it, and on the outbox a mark for the events already turned into messages. Events stored before this
+ * migration are marked as expanded: a relay installed on an existing database starts with the events recorded
+ * after it, rather than sending every past event's notifications at once.
+ *
+ * The trigger wakes relays (`LISTEN tenant_outbox`) when an event commits; the payload is the schema's name.
+ */
+const createDeliveryLedger = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE tenant_outbox ADD COLUMN expanded_at timestamptz, ADD COLUMN expand_error text`
+  yield* sql`UPDATE tenant_outbox SET expanded_at = now()`
+  yield* sql`CREATE INDEX tenant_outbox_unexpanded_idx ON tenant_outbox (position) WHERE expanded_at IS NULL`
+  yield* sql`
+    CREATE TABLE tenant_deliveries (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      message_key text NOT NULL UNIQUE,
+      event_id uuid NOT NULL REFERENCES tenant_outbox (event_id),
+      tenant_id uuid NOT NULL,
+      tenant_version integer NOT NULL,
+      channel text NOT NULL CHECK (channel IN ('email', 'sms')),
+      recipient text NOT NULL,
+      status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+      attempts integer NOT NULL DEFAULT 0,
+      failures integer NOT NULL DEFAULT 0,
+      ambiguous_attempts integer NOT NULL DEFAULT 0,
+      next_attempt_at timestamptz NOT NULL DEFAULT now(),
+      lease_owner text,
+      lease_until timestamptz,
+      lease_epoch bigint NOT NULL DEFAULT 0,
+      provider_id text,
+      last_error text,
+      event_recorded_at timestamptz NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      finished_at timestamptz
+    )`
+  yield* sql`CREATE INDEX tenant_deliveries_due_idx ON tenant_deliveries (next_attempt_at, id) WHERE status = 'pending'`
+  yield* sql`
+    CREATE INDEX tenant_deliveries_tenant_pending_idx ON tenant_deliveries (tenant_id, tenant_version)
+    WHERE status = 'pending'`
+  yield* sql`
+    CREATE INDEX tenant_deliveries_lease_owner_idx ON tenant_deliveries (lease_owner)
+    WHERE status = 'pending' AND lease_owner IS NOT NULL`
+  yield* sql`CREATE INDEX tenant_deliveries_dead_idx ON tenant_deliveries (message_key) WHERE status = 'dead'`
+  yield* sql`
+    CREATE TABLE tenant_delivery_attempts (
+      delivery_id bigint NOT NULL REFERENCES tenant_deliveries (id) ON DELETE CASCADE,
+      attempt integer NOT NULL,
+      lease_epoch bigint NOT NULL,
+      relay text NOT NULL,
+      started_at timestamptz NOT NULL DEFAULT now(),
+      finished_at timestamptz,
+      outcome text NOT NULL DEFAULT 'sending' CHECK (outcome IN (
+        'sending', 'sent', 'Transient', 'RateLimited', 'Permanent', 'Misconfigured', 'Ambiguous', 'Cancelled'
+      )),
+      detail text,
+      PRIMARY KEY (delivery_id, attempt)
+    )`
+  yield* sql`
+    CREATE INDEX tenant_delivery_attempts_open_idx ON tenant_delivery_attempts (delivery_id)
+    WHERE finished_at IS NULL`
+  yield* sql.unsafe(`
+    CREATE FUNCTION tenant_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_notify('tenant_outbox', TG_TABLE_SCHEMA);
+      RETURN NULL;
+    END
+    $$`)
+  yield* sql`
+    CREATE TRIGGER tenant_outbox_notify AFTER INSERT ON tenant_outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_outbox_notify()`
+})
+
+/**
  * Every migration of the package, by id. Ids only grow; a released migration is never edited.
  *
  * @since 0.1.0
@@ -100,7 +173,8 @@ const indexSearch = Effect.gen(function*() {
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_create_tenants": createTenants,
   "2_create_tenant_outbox": createOutbox,
-  "3_index_tenant_search": indexSearch
+  "3_index_tenant_search": indexSearch,
+  "4_create_delivery_ledger": createDeliveryLedger
 }
 
 /**

@@ -49,6 +49,7 @@ import type { InvalidInput } from "./InvalidInput.js"
 import type { Tenant, TenantId } from "./Tenant.js"
 import type { TenantCreated, TenantEvent } from "./TenantEvent.js"
 import { TenantOutbox } from "./TenantOutbox.js"
+import { DeliveryLedger } from "./DeliveryLedger.js"
 import type { ListQueryInput, Page, StatusCounts } from "./TenantQuery.js"
 import type {
   ConcurrencyConflict,
@@ -160,8 +161,18 @@ const observed = (backend: string, service: Service): Service => {
 }
 
 const toContext =
-  (backend: string) => (store: { readonly repository: Service; readonly outbox: TenantOutbox["Type"] }) =>
-    Context.make(TenantRepository, observed(backend, store.repository)).pipe(Context.add(TenantOutbox, store.outbox))
+  (backend: string) =>
+  (
+    store: {
+      readonly repository: Service
+      readonly outbox: TenantOutbox["Type"]
+      readonly ledger: DeliveryLedger["Type"]
+    }
+  ) =>
+    Context.make(TenantRepository, observed(backend, store.repository)).pipe(
+      Context.add(TenantOutbox, store.outbox),
+      Context.add(DeliveryLedger, store.ledger)
+    )
 
 /**
  * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer
@@ -170,7 +181,7 @@ const toContext =
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox> = Layer.effectContext(
+export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox | DeliveryLedger> = Layer.effectContext(
   Effect.map(makeMemoryStore, toContext("memory"))
 )
 
@@ -183,7 +194,7 @@ export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox> = Layer.e
  * @category layers
  */
 export const layerPg: Layer.Layer<
-  TenantRepository | TenantOutbox,
+  TenantRepository | TenantOutbox | DeliveryLedger,
   SqlError.SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
 > = Layer.effectContext(Effect.map(makePgStore, toContext("postgresql")))

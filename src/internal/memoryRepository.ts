@@ -9,6 +9,7 @@ import type * as TenantOutbox from "../TenantOutbox.js"
 import { OutboxEntry } from "../TenantOutbox.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
+import { makeMemoryLedger } from "./memoryDeliveryLedger.js"
 import * as Rules from "./repositoryRules.js"
 
 /**
@@ -33,6 +34,7 @@ export const makeMemoryStore = Effect.sync(() => {
   const liveByDomain = new Map<string, TenantId>()
   const outbox: Array<OutboxEntry> = []
   const eventIds = new Set<string>()
+  const deliveries = makeMemoryLedger(outbox)
 
   const index = (tenant: Tenant) => {
     if (!tenant.isLive) return
@@ -76,6 +78,7 @@ export const makeMemoryStore = Effect.sync(() => {
         })
       )
     }
+    if (events.length > 0) deliveries.wake()
   }
 
   const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
@@ -167,5 +170,5 @@ export const makeMemoryStore = Effect.sync(() => {
           .map((entry) => new OutboxEntry({ ...entry, event: copyEvent(entry.event) })))
   }
 
-  return { repository, outbox: outboxService }
+  return { repository, outbox: outboxService, ledger: deliveries.ledger }
 })

@@ -12,6 +12,7 @@ import { OutboxEntry } from "../TenantOutbox.js"
 import type { SortField } from "../TenantQuery.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
+import { makePgLedger } from "./pgDeliveryLedger.js"
 import * as Rules from "./repositoryRules.js"
 
 export interface TenantRow {
@@ -304,7 +305,7 @@ export const makePgStore = Effect.gen(function*() {
       })
   }
 
-  return { repository, outbox }
+  return { repository, outbox, ledger: yield* makePgLedger(sql) }
 })
 
 const orderBy: Record<SortField, Record<"asc" | "desc", string>> = {

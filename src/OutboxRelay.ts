@@ -1,0 +1,480 @@
+/**
+ * The outbox relay: delivers the notifications of every event in the outbox, through `TenantNotifications`,
+ * keeping each message's state in the `DeliveryLedger`. Run it by providing {@link layer} (or
+ * {@link layerConfig}) for as long as it should work; closing the layer's scope stops it gracefully.
+ *
+ * What it guarantees, with the ledger in PostgreSQL:
+ *
+ * - **No loss.** An event committed with its tenant is expanded into its messages, and each message is retried
+ *   until its provider accepts it or it is dead-lettered with the reason (`DeliveryLedger.list`, `replay`).
+ *   A relay that dies loses nothing: its leases expire and another relay (or the same one, restarted) goes on.
+ * - **Accounted duplicates.** A message goes out more than once only after an attempt whose outcome is unknown:
+ *   the connection dropped after the message was sent, an attempt timed out, or a relay died mid-send. Each
+ *   such attempt is recorded as `Ambiguous`. SMS is then sent again under the same idempotency key, so the
+ *   gateway drops the copy; e-mail is sent again with the same Message-ID by default (`ambiguousEmail:
+ *   "resend"`), or dead-lettered for a person to decide (`"dead-letter"`).
+ * - **Per-tenant order.** A tenant's message is not sent before the messages of the tenant's earlier events are
+ *   delivered or dead.
+ *
+ * Several relays, in one process or many, share the work: each claims messages under a lease that no other
+ * relay takes until it expires, and writes outcomes fenced by the lease's epoch.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+import type { Claim, Outcome } from "./DeliveryLedger.js"
+import { DeliveryLedger } from "./DeliveryLedger.js"
+import type { SendError } from "./SendError.js"
+import * as SendRetry from "./SendRetry.js"
+import { notificationsFor, TenantNotifications } from "./TenantNotifications.js"
+
+/**
+ * What to do with an e-mail whose last attempt may have been delivered (a drop after the body, a timeout, a
+ * relay that died mid-send): send it again with the same Message-ID and record the possible duplicate
+ * (`resend`), or dead-letter it (`dead-letter`). SMS is always sent again: the gateway deduplicates by key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AmbiguousEmailPolicy = "resend" | "dead-letter"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** This relay's name in leases and attempts (default `<host>:<pid>:<random>`); must differ between relays. */
+  readonly relayId?: string | undefined
+  /** Messages sent at once (default 32). */
+  readonly concurrency?: number | undefined
+  /** How long a claim holds a message before another relay may take it (default 15 s; renewed while held). */
+  readonly lease?: Duration.DurationInput | undefined
+  /** How often to look for work when no wake-up arrives (default 1 s). */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** Outbox events expanded into messages per step (default 200). */
+  readonly expandBatch?: number | undefined
+  /** Backoff between attempts, attempts before a message is dead, and the attempt timeout (default `SendRetry.defaults`). */
+  readonly retry?: SendRetry.Options | undefined
+  /** Default `resend`. */
+  readonly ambiguousEmail?: AmbiguousEmailPolicy | undefined
+  /** How often the backlog gauges are refreshed (default 5 s). */
+  readonly metricsInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  readonly relayId: string
+  /** Makes the relay look for work now, as a committed event's notification would. */
+  readonly wake: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class OutboxRelay extends Context.Tag("tenant-infra/OutboxRelay")<OutboxRelay, Service>() {}
+
+/**
+ * Attempts finished, tagged with `channel` and `outcome` (`sent` or the error's tag).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const attemptsFinished = Metric.counter("tenant_outbox_attempts", {
+  description: "Delivery attempts finished, by outcome",
+  incremental: true
+})
+
+/**
+ * Messages delivered, tagged with `channel`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const delivered = Metric.counter("tenant_outbox_delivered", {
+  description: "Messages accepted by their provider",
+  incremental: true
+})
+
+/**
+ * Messages dead-lettered, tagged with `channel` and `error`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const deadLettered = Metric.counter("tenant_outbox_dead_lettered", {
+  description: "Messages that will not be retried until replayed",
+  incremental: true
+})
+
+/**
+ * Outcomes this relay could not record because another relay had claimed the message since (its lease had
+ * expired): each one is an attempt the ledger already counts as ambiguous.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const fenced = Metric.counter("tenant_outbox_fenced", {
+  description: "Outcomes refused because the lease had passed to another relay",
+  incremental: true
+})
+
+/**
+ * Messages waiting (leased ones included), across all relays.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const pending = Metric.gauge("tenant_outbox_pending", { description: "Messages waiting for delivery" })
+
+/**
+ * Messages leased to a relay right now, across all relays.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const inFlight = Metric.gauge("tenant_outbox_in_flight", { description: "Messages leased to a relay" })
+
+/**
+ * Dead letters waiting for a replay.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const dead = Metric.gauge("tenant_outbox_dead", { description: "Dead-lettered messages" })
+
+/**
+ * Age in seconds of the oldest event still waiting for a message; 0 when none waits.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lag = Metric.gauge("tenant_outbox_lag_seconds", {
+  description: "Age of the oldest event whose messages are not all delivered or dead"
+})
+
+interface Settings {
+  readonly relayId: string
+  readonly concurrency: number
+  readonly lease: Duration.Duration
+  readonly pollInterval: Duration.Duration
+  readonly expandBatch: number
+  readonly retry: SendRetry.Options
+  readonly ambiguousEmail: AmbiguousEmailPolicy
+  readonly metricsInterval: Duration.Duration
+}
+
+const settingsOf = (options: Options): Settings => ({
+  relayId: options.relayId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+  concurrency: Math.max(1, Math.floor(options.concurrency ?? 32)),
+  lease: Duration.decode(options.lease ?? Duration.seconds(15)),
+  pollInterval: Duration.decode(options.pollInterval ?? Duration.seconds(1)),
+  expandBatch: Math.max(1, Math.floor(options.expandBatch ?? 200)),
+  retry: options.retry ?? SendRetry.defaults,
+  ambiguousEmail: options.ambiguousEmail ?? "resend",
+  metricsInterval: Duration.decode(options.metricsInterval ?? Duration.seconds(5))
+})
+
+/**
+ * The wait before attempt `failures + 1` after `failures` failed ones, the last with `error`: the retry
+ * policy's exponential backoff with ±20% jitter, capped at `maxDelay`, and never shorter than a wait the
+ * provider asked for (which, unlike in `SendRetry.retry`, is honoured however long: the ledger keeps the message
+ * meanwhile, not memory).
+ *
+ * @since 0.1.0
+ * @category retry
+ */
+export const backoff = (
+  policy: SendRetry.Options,
+  failures: number,
+  error: SendError
+): Effect.Effect<Duration.Duration> =>
+  Effect.map(Random.nextRange(0.8, 1.2), (jitter) => {
+    const base = Duration.toMillis(policy.baseDelay) * 2 ** Math.max(failures - 1, 0)
+    const delay = Duration.min(Duration.millis(base * jitter), Duration.decode(policy.maxDelay))
+    return error._tag === "RateLimited" && error.retryAfter !== undefined
+      ? Duration.max(delay, error.retryAfter)
+      : delay
+  })
+
+/**
+ * What a failed attempt leads to: a retry after {@link backoff}, or a dead letter when the error is final
+ * (`Permanent`, `Misconfigured`, an ambiguous e-mail under the `dead-letter` policy) or the attempts are spent.
+ *
+ * @since 0.1.0
+ * @category retry
+ */
+export const outcomeOfFailure = (
+  claim: Pick<Claim, "channel" | "failures">,
+  error: SendError,
+  policy: SendRetry.Options,
+  ambiguousEmail: AmbiguousEmailPolicy
+): Effect.Effect<Outcome> => {
+  if (error._tag === "Permanent" || error._tag === "Misconfigured") {
+    return Effect.succeed({ _tag: "Dead", error, reason: `${error._tag}: ${error.message}` })
+  }
+  if (error._tag === "Ambiguous" && claim.channel === "email" && ambiguousEmail === "dead-letter") {
+    return Effect.succeed({
+      _tag: "Dead",
+      error,
+      reason: `Ambiguous, and the e-mail policy is dead-letter: ${error.message}`
+    })
+  }
+  const failures = claim.failures + 1
+  if (failures >= policy.maxAttempts) {
+    return Effect.succeed({
+      _tag: "Dead",
+      error,
+      reason: `gave up after ${failures} failed attempts; the last: ${error.message}`
+    })
+  }
+  return Effect.map(backoff(policy, failures, error), (after): Outcome => ({ _tag: "Retry", error, after }))
+}
+
+/** A claim whose previous attempt never finished, settled without an attempt when the policy says so. */
+const cancellationOf = (claim: Claim, settings: Settings): string | undefined => {
+  if (!claim.interrupted) return undefined
+  if (claim.failures >= settings.retry.maxAttempts) {
+    return `gave up after ${claim.failures} failed attempts; the last was interrupted and may have been delivered`
+  }
+  if (claim.channel === "email" && settings.ambiguousEmail === "dead-letter") {
+    return "the previous attempt was interrupted and may have been delivered; the e-mail policy is dead-letter"
+  }
+  return undefined
+}
+
+/**
+ * Starts a relay in the current scope and returns its handle; it stops (see {@link layer}) when the scope
+ * closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<Service, never, DeliveryLedger | TenantNotifications | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = settingsOf(options)
+    const ledger = yield* DeliveryLedger
+    const notifications = yield* TenantNotifications
+    const owner = settings.relayId
+    const signal = yield* Queue.sliding<void>(1)
+    const wake = Effect.asVoid(Queue.offer(signal, undefined))
+    let held = 0
+
+    const record = (claim: Claim, outcome: Outcome) =>
+      Effect.flatMap(ledger.finish(claim, outcome), (accepted) => {
+        const channel = (metric: Metric.Metric.Counter<number>) => Metric.tagged(metric, "channel", claim.channel)
+        if (!accepted) return Metric.increment(fenced)
+        switch (outcome._tag) {
+          case "Delivered":
+            return Metric.increment(channel(delivered))
+          case "Retry":
+            return Effect.void
+          case "Dead":
+            return Metric.increment(Metric.tagged(channel(deadLettered), "error", outcome.error._tag))
+          case "Cancelled":
+            return Metric.increment(Metric.tagged(channel(deadLettered), "error", "Cancelled"))
+        }
+      })
+
+    const attempt = (claim: Claim): Effect.Effect<Outcome> => {
+      const cancelled = cancellationOf(claim, settings)
+      if (cancelled !== undefined) return Effect.succeed({ _tag: "Cancelled", reason: cancelled })
+      const notification = notificationsFor(claim.event).find((candidate) => candidate.message.key === claim.key)
+      if (notification === undefined) {
+        return Effect.succeed({ _tag: "Cancelled", reason: "the event no longer calls for this message" })
+      }
+      return SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(
+        Effect.either,
+        Effect.tap((result) =>
+          Metric.increment(
+            Metric.tagged(
+              Metric.tagged(attemptsFinished, "channel", claim.channel),
+              "outcome",
+              Either.isRight(result) ? "sent" : result.left._tag
+            )
+          )
+        ),
+        Effect.flatMap(Either.match({
+          onRight: (sent): Effect.Effect<Outcome> => Effect.succeed({ _tag: "Delivered", providerId: sent.id }),
+          onLeft: (error) => outcomeOfFailure(claim, error, settings.retry, settings.ambiguousEmail)
+        }))
+      )
+    }
+
+    // A delivery runs to its end once started, even when the relay stops: the stop waits for it (bounded by
+    // the attempt timeout) instead of leaving an attempt whose outcome the ledger would then call ambiguous.
+    const deliver = (claim: Claim) =>
+      Effect.flatMap(attempt(claim), (outcome) => record(claim, outcome)).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logWarning("outbox relay: could not record an outcome; the lease will expire", cause)
+        ),
+        Effect.withSpan("OutboxRelay.deliver", {
+          captureStackTrace: false,
+          attributes: { "message.key": claim.key, channel: claim.channel, attempt: claim.attempt }
+        }),
+        Effect.ensuring(Effect.zipRight(Effect.sync(() => held--), wake)),
+        Effect.uninterruptible
+      )
+
+    const retryQuietly = <A, E>(label: string, effect: Effect.Effect<A, E>) =>
+      effect.pipe(
+        Effect.tapErrorCause((cause) => Effect.logWarning(`outbox relay: ${label} failed`, cause)),
+        Effect.retry(Schedule.spaced(settings.pollInterval))
+      )
+
+    yield* Effect.addFinalizer(() =>
+      ledger.release(owner).pipe(
+        Effect.flatMap((released) => Effect.logInfo("outbox relay stopped", { relay: owner, released })),
+        Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: could not release its leases", cause))
+      )
+    )
+    yield* retryQuietly("renewing leases", ledger.renew(owner, settings.lease)).pipe(
+      Effect.repeat(Schedule.spaced(Duration.divide(settings.lease, 3).pipe(Option.getOrElse(() => settings.lease)))),
+      Effect.forkScoped
+    )
+    const deliveries = yield* FiberSet.make<void>()
+
+    const step = Effect.gen(function*() {
+      while ((yield* ledger.expand(settings.expandBatch)) === settings.expandBatch) {
+        // a full batch: there may be more
+      }
+      const free = settings.concurrency - held
+      if (free <= 0) return false
+      const claims = yield* ledger.claim({ owner, limit: free, lease: settings.lease })
+      for (const claim of claims) {
+        held++
+        yield* FiberSet.run(deliveries, deliver(claim))
+      }
+      return claims.length === free
+    })
+
+    const loop = Effect.gen(function*() {
+      for (;;) {
+        const busy = yield* retryQuietly("claiming work", step)
+        if (!busy) yield* Effect.raceFirst(Queue.take(signal), Effect.sleep(settings.pollInterval))
+      }
+    })
+
+    const refreshGauges = Effect.flatMap(ledger.stats, (stats) =>
+      Effect.all([
+        Metric.set(pending, stats.pending),
+        Metric.set(inFlight, stats.inFlight),
+        Metric.set(dead, stats.dead),
+        Effect.flatMap(
+          Effect.clockWith((clock) => clock.currentTimeMillis),
+          (now) =>
+            Metric.set(
+              lag,
+              Option.match(stats.oldestPendingAt, {
+                onNone: () => 0,
+                onSome: (at) => Math.max(0, (now - at.getTime()) / 1000)
+              })
+            )
+        )
+      ], { discard: true }))
+
+    yield* retryQuietly("refreshing the backlog gauges", refreshGauges).pipe(
+      Effect.repeat(Schedule.spaced(settings.metricsInterval)),
+      Effect.forkScoped
+    )
+    yield* Stream.runForEach(ledger.wakeups, () => wake).pipe(Effect.forkScoped)
+    yield* Effect.forkScoped(loop)
+    yield* Effect.logInfo("outbox relay started", { relay: owner, concurrency: settings.concurrency })
+    return { relayId: owner, wake }
+  })
+
+/**
+ * A relay for the lifetime of the layer. On interruption (SIGTERM through `NodeRuntime.runMain`, or the end of
+ * the scope) it stops claiming, lets the attempts under way finish and record their outcome, gives up its other
+ * leases, and only then lets the scope close.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<OutboxRelay, never, DeliveryLedger | TenantNotifications> =>
+  Layer.scoped(OutboxRelay, make(options))
+
+/**
+ * The relay's settings from the environment:
+ *
+ * | variable | default | meaning |
+ * | --- | --- | --- |
+ * | `RELAY_ID` | `<host>:<pid>:<random>` | this relay's name in leases and attempts |
+ * | `RELAY_CONCURRENCY` | `32` | messages sent at once |
+ * | `RELAY_LEASE` | `15 seconds` | how long a claim holds a message |
+ * | `RELAY_POLL_INTERVAL` | `1 second` | how often to look for work without a wake-up |
+ * | `RELAY_AMBIGUOUS_EMAIL` | `resend` | `resend` or `dead-letter` |
+ * | `RELAY_MAX_ATTEMPTS` | `5` | attempts before a message is dead |
+ * | `RELAY_BASE_DELAY` | `500 millis` | the first backoff |
+ * | `RELAY_MAX_DELAY` | `30 seconds` | the longest backoff |
+ * | `RELAY_ATTEMPT_TIMEOUT` | `30 seconds` | how long one attempt may take |
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  relayId: Config.option(Config.nonEmptyString("RELAY_ID")),
+  concurrency: Config.integer("RELAY_CONCURRENCY").pipe(
+    Config.validate({ message: "RELAY_CONCURRENCY must be at least 1", validation: (n) => n >= 1 }),
+    Config.withDefault(32)
+  ),
+  lease: Config.duration("RELAY_LEASE").pipe(Config.withDefault(Duration.seconds(15))),
+  pollInterval: Config.duration("RELAY_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
+  ambiguousEmail: Config.literal("resend", "dead-letter")("RELAY_AMBIGUOUS_EMAIL").pipe(
+    Config.withDefault("resend" as const)
+  ),
+  maxAttempts: Config.integer("RELAY_MAX_ATTEMPTS").pipe(
+    Config.validate({ message: "RELAY_MAX_ATTEMPTS must be at least 1", validation: (n) => n >= 1 }),
+    Config.withDefault(SendRetry.defaults.maxAttempts)
+  ),
+  baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(Config.withDefault(Duration.decode(SendRetry.defaults.baseDelay))),
+  maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(SendRetry.defaults.maxDelay))),
+  attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
+    Config.withDefault(Duration.decode(SendRetry.defaults.attemptTimeout))
+  )
+}).pipe(Config.map((values): Options => ({
+  relayId: Option.getOrUndefined(values.relayId),
+  concurrency: values.concurrency,
+  lease: values.lease,
+  pollInterval: values.pollInterval,
+  ambiguousEmail: values.ambiguousEmail,
+  retry: {
+    baseDelay: values.baseDelay,
+    maxDelay: values.maxDelay,
+    maxAttempts: values.maxAttempts,
+    attemptTimeout: values.attemptTimeout
+  }
+})))
+
+/**
+ * {@link layer} with the settings of {@link config}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<
+  OutboxRelay,
+  ConfigError,
+  DeliveryLedger | TenantNotifications
+> = Layer.unwrapEffect(Effect.map(config, layer))

@@ -1,0 +1,366 @@
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { ParseError } from "effect/ParseResult"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type * as DeliveryLedger from "../DeliveryLedger.js"
+import type { Channel } from "../SendError.js"
+import type { TenantId } from "../Tenant.js"
+import { TenantEvent } from "../TenantEvent.js"
+import { RepositoryError } from "../TenantRepositoryError.js"
+import * as Rules from "./ledgerRules.js"
+
+/** The channel the outbox trigger notifies on commit (see migration 4). */
+export const WAKE_CHANNEL = "tenant_outbox"
+
+const decodeEvent = Schema.decodeUnknownEither(TenantEvent)
+
+interface ClaimRow {
+  readonly id: string
+  readonly message_key: string
+  readonly channel: Channel
+  readonly lease_epoch: string
+  readonly attempts: number
+  readonly failures: number
+  readonly interrupted: boolean
+  readonly payload: unknown
+}
+
+interface DeliveryRow {
+  readonly id: string
+  readonly message_key: string
+  readonly event_id: string
+  readonly tenant_id: string
+  readonly tenant_version: number
+  readonly channel: Channel
+  readonly recipient: string
+  readonly status: DeliveryLedger.Status
+  readonly failures: number
+  readonly ambiguous_attempts: number
+  readonly provider_id: string | null
+  readonly last_error: string | null
+}
+
+interface AttemptRow {
+  readonly delivery_id: string
+  readonly attempt: number
+  readonly relay: string
+  readonly lease_epoch: string
+  readonly started_at: Date
+  readonly finished_at: Date | null
+  readonly outcome: DeliveryLedger.AttemptOutcome
+  readonly detail: string | null
+}
+
+const failure = (operation: string) => (error: SqlError | ParseError) =>
+  new RepositoryError({
+    operation: `ledger.${operation}`,
+    detail: error instanceof Error ? error.message : String(error),
+    cause: error
+  })
+
+const millis = (duration: Duration.Duration) => Duration.toMillis(duration)
+
+/**
+ * The ledger in PostgreSQL. Every step is one short statement (expansion is one short transaction), and none
+ * is held open while a provider is called. Times are the database's (`now()`), so relays on hosts whose clocks
+ * differ agree on leases and backoff.
+ */
+export const makePgLedger = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    const listener = yield* Effect.serviceOption(PgClient.PgClient)
+
+    const expand = (limit: number) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const rows = yield* sql<
+          { position: string; event_id: string; tenant_id: string; tenant_version: number; payload: unknown }
+        >`
+          SELECT position, event_id, tenant_id, tenant_version, payload FROM tenant_outbox
+          WHERE expanded_at IS NULL ORDER BY position LIMIT ${limit} FOR UPDATE SKIP LOCKED`
+        if (rows.length === 0) return 0
+        const deliveries: Array<Record<string, unknown>> = []
+        const undecodable: Array<{ position: string; error: string }> = []
+        for (const row of rows) {
+          const decoded = decodeEvent(row.payload)
+          if (Either.isLeft(decoded)) {
+            undecodable.push({ position: row.position, error: decoded.left.message })
+            continue
+          }
+          for (const message of Rules.messagesOf(decoded.right)) {
+            deliveries.push({
+              message_key: message.key,
+              event_id: row.event_id,
+              tenant_id: row.tenant_id,
+              tenant_version: row.tenant_version,
+              channel: message.channel,
+              recipient: message.recipient
+            })
+          }
+        }
+        if (deliveries.length > 0) {
+          // The recorded time comes from the outbox row, so the lag counts from the commit, not the expansion.
+          yield* sql`
+            INSERT INTO tenant_deliveries
+              (message_key, event_id, tenant_id, tenant_version, channel, recipient, event_recorded_at)
+            SELECT d.message_key, d.event_id::uuid, d.tenant_id::uuid, d.tenant_version, d.channel, d.recipient,
+              o.recorded_at
+            FROM jsonb_to_recordset(${JSON.stringify(deliveries)}::jsonb) AS d(
+              message_key text, event_id text, tenant_id text, tenant_version integer, channel text, recipient text)
+            JOIN tenant_outbox o ON o.event_id = d.event_id::uuid
+            ON CONFLICT (message_key) DO NOTHING`
+        }
+        yield* sql`
+          UPDATE tenant_outbox SET expanded_at = now()
+          WHERE position IN ${sql.in(rows.map((row) => row.position))}`
+        for (const { error, position } of undecodable) {
+          yield* Effect.logError("outbox relay: an event does not decode; it gets no messages", { position, error })
+          yield* sql`UPDATE tenant_outbox SET expand_error = ${error} WHERE position = ${position}`
+        }
+        return rows.length
+      })).pipe(Effect.mapError(failure("expand")), Effect.withSpan("DeliveryLedger.expand", { captureStackTrace: false }))
+
+    const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) =>
+      sql<ClaimRow>`
+        WITH due AS (
+          SELECT d.id,
+            EXISTS (SELECT 1 FROM tenant_delivery_attempts a WHERE a.delivery_id = d.id AND a.finished_at IS NULL)
+              AS interrupted
+          FROM tenant_deliveries d
+          WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+            AND (d.lease_until IS NULL OR d.lease_until < now())
+            AND NOT EXISTS (
+              SELECT 1 FROM tenant_deliveries e
+              WHERE e.status = 'pending' AND e.tenant_id = d.tenant_id AND e.tenant_version < d.tenant_version)
+            AND NOT EXISTS (
+              SELECT 1 FROM tenant_outbox o
+              WHERE o.expanded_at IS NULL AND o.tenant_id = d.tenant_id AND o.tenant_version < d.tenant_version)
+          ORDER BY d.next_attempt_at, d.id
+          LIMIT ${limit}
+          FOR UPDATE OF d SKIP LOCKED
+        ),
+        claimed AS (
+          UPDATE tenant_deliveries d SET
+            lease_owner = ${owner},
+            lease_until = now() + ${millis(lease)}::float8 * interval '1 millisecond',
+            lease_epoch = d.lease_epoch + 1,
+            attempts = d.attempts + 1,
+            failures = d.failures + due.interrupted::int,
+            ambiguous_attempts = d.ambiguous_attempts + due.interrupted::int
+          FROM due WHERE d.id = due.id
+          RETURNING d.id, d.message_key, d.channel, d.lease_epoch, d.attempts, d.failures, d.event_id,
+            due.interrupted
+        ),
+        closed AS (
+          UPDATE tenant_delivery_attempts a SET
+            finished_at = now(), outcome = 'Ambiguous', detail = ${Rules.INTERRUPTED_DETAIL}
+          FROM claimed c WHERE a.delivery_id = c.id AND a.finished_at IS NULL AND c.interrupted
+        ),
+        started AS (
+          INSERT INTO tenant_delivery_attempts (delivery_id, attempt, lease_epoch, relay)
+          SELECT id, attempts, lease_epoch, ${owner} FROM claimed
+        )
+        SELECT c.id, c.message_key, c.channel, c.lease_epoch, c.attempts, c.failures, c.interrupted, o.payload
+        FROM claimed c JOIN tenant_outbox o ON o.event_id = c.event_id`.pipe(
+        Effect.mapError(failure("claim")),
+        Effect.flatMap((rows) =>
+          Effect.forEach(rows, (row) =>
+            Either.match(decodeEvent(row.payload), {
+              onLeft: (error) => Effect.fail(failure("claim")(error)),
+              onRight: (event): Effect.Effect<DeliveryLedger.Claim> =>
+                Effect.succeed({
+                  id: row.id,
+                  key: row.message_key,
+                  channel: row.channel,
+                  epoch: Number(row.lease_epoch),
+                  attempt: row.attempts,
+                  failures: row.failures,
+                  interrupted: row.interrupted,
+                  event
+                })
+            }))
+        ),
+        Effect.withSpan("DeliveryLedger.claim", { captureStackTrace: false })
+      )
+
+    // The message row is updated first, under the fencing check, and the attempt closed only through it: a
+    // relay whose lease passed on changes nothing (the next claim has already closed its attempt).
+    const finish: DeliveryLedger.Service["finish"] = (claimed, outcome) => {
+      const next = Rules.transitionOf(outcome)
+      return sql<{ accepted: number }>`
+        WITH d AS (
+          UPDATE tenant_deliveries SET
+            status = ${next.status},
+            lease_owner = NULL,
+            lease_until = NULL,
+            next_attempt_at = now() + ${next.retryAfterMillis}::float8 * interval '1 millisecond',
+            failures = failures + ${next.failed},
+            ambiguous_attempts = ambiguous_attempts + ${next.ambiguous},
+            provider_id = COALESCE(${next.providerId ?? null}::text, provider_id),
+            last_error = COALESCE(${next.lastError ?? null}::text, last_error),
+            finished_at = CASE WHEN ${next.status}::text = 'pending' THEN NULL ELSE now() END
+          WHERE id = ${claimed.id} AND lease_epoch = ${claimed.epoch} AND status = 'pending'
+          RETURNING id
+        ),
+        a AS (
+          UPDATE tenant_delivery_attempts t SET
+            finished_at = now(), outcome = ${next.attemptOutcome}, detail = ${next.detail ?? null}::text
+          FROM d WHERE t.delivery_id = d.id AND t.attempt = ${claimed.attempt} AND t.finished_at IS NULL
+        )
+        SELECT count(*)::int AS accepted FROM d`.pipe(
+        Effect.map((rows) => (rows[0]?.accepted ?? 0) > 0),
+        Effect.mapError(failure("finish")),
+        Effect.withSpan("DeliveryLedger.finish", { captureStackTrace: false })
+      )
+    }
+
+    const renew: DeliveryLedger.Service["renew"] = (owner, lease) =>
+      sql<{ id: string }>`
+        UPDATE tenant_deliveries SET lease_until = now() + ${millis(lease)}::float8 * interval '1 millisecond'
+        WHERE lease_owner = ${owner} AND status = 'pending' RETURNING id`.pipe(
+        Effect.map((rows) => rows.length),
+        Effect.mapError(failure("renew"))
+      )
+
+    const release: DeliveryLedger.Service["release"] = (owner) =>
+      sql<{ id: string }>`
+        UPDATE tenant_deliveries SET lease_owner = NULL, lease_until = NULL
+        WHERE lease_owner = ${owner} AND status = 'pending' RETURNING id`.pipe(
+        Effect.map((rows) => rows.length),
+        Effect.mapError(failure("release"))
+      )
+
+    // LISTEN needs a PgClient; with another SqlClient the relay polls only. A dropped LISTEN connection is
+    // re-established, and what was notified meanwhile is found by the next poll.
+    const wakeups: Stream.Stream<void> = Option.match(listener, {
+      onNone: () => Stream.never,
+      onSome: (client) =>
+        client.listen(WAKE_CHANNEL).pipe(
+          Stream.as(undefined),
+          Stream.tapErrorCause((cause) => Effect.logWarning("outbox relay: LISTEN failed; polling meanwhile", cause)),
+          Stream.retry(Schedule.spaced(Duration.seconds(1))),
+          Stream.catchAllCause(() => Stream.never)
+        )
+    })
+
+    const stats = sql<{
+      unexpanded: number
+      oldest_unexpanded: Date | null
+      pending: number
+      in_flight: number
+      delivered: number
+      dead: number
+      oldest_pending: Date | null
+    }>`
+      SELECT
+        (SELECT count(*)::int FROM tenant_outbox WHERE expanded_at IS NULL) AS unexpanded,
+        (SELECT min(recorded_at) FROM tenant_outbox WHERE expanded_at IS NULL) AS oldest_unexpanded,
+        count(*) FILTER (WHERE status = 'pending')::int AS pending,
+        count(*) FILTER (WHERE status = 'pending' AND lease_until > now())::int AS in_flight,
+        count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+        count(*) FILTER (WHERE status = 'dead')::int AS dead,
+        min(event_recorded_at) FILTER (WHERE status = 'pending') AS oldest_pending
+      FROM tenant_deliveries`.pipe(
+      Effect.map(([row]): DeliveryLedger.Stats => {
+        const oldest = [row?.oldest_unexpanded, row?.oldest_pending].filter((at): at is Date => at instanceof Date)
+        return {
+          unexpandedEvents: row?.unexpanded ?? 0,
+          pending: row?.pending ?? 0,
+          inFlight: row?.in_flight ?? 0,
+          delivered: row?.delivered ?? 0,
+          dead: row?.dead ?? 0,
+          oldestPendingAt: oldest.length === 0
+            ? Option.none()
+            : Option.some(new Date(Math.min(...oldest.map((at) => at.getTime()))))
+        }
+      }),
+      Effect.mapError(failure("stats"))
+    )
+
+    const withAttempts = (rows: ReadonlyArray<DeliveryRow>) =>
+      rows.length === 0
+        ? Effect.succeed([])
+        : Effect.map(
+          sql<AttemptRow>`
+            SELECT delivery_id, attempt, relay, lease_epoch, started_at, finished_at, outcome, detail
+            FROM tenant_delivery_attempts WHERE delivery_id IN ${sql.in(rows.map((row) => row.id))}
+            ORDER BY delivery_id, attempt`,
+          (attempts) =>
+            rows.map((row): DeliveryLedger.Delivery => ({
+              key: row.message_key,
+              eventId: row.event_id,
+              tenantId: row.tenant_id as TenantId,
+              tenantVersion: row.tenant_version,
+              channel: row.channel,
+              recipient: row.recipient,
+              status: row.status,
+              ambiguousAttempts: row.ambiguous_attempts,
+              failures: row.failures,
+              providerId: Option.fromNullable(row.provider_id),
+              lastError: Option.fromNullable(row.last_error),
+              attempts: attempts.filter((attempt) => attempt.delivery_id === row.id).map((attempt) => ({
+                attempt: attempt.attempt,
+                relay: attempt.relay,
+                epoch: Number(attempt.lease_epoch),
+                startedAt: attempt.started_at,
+                finishedAt: Option.fromNullable(attempt.finished_at),
+                outcome: attempt.outcome,
+                detail: Option.fromNullable(attempt.detail)
+              }))
+            }))
+        )
+
+    const deliveryColumns = sql.literal(
+      "id, message_key, event_id, tenant_id, tenant_version, channel, recipient, status, failures, " +
+        "ambiguous_attempts, provider_id, last_error"
+    )
+
+    const list: DeliveryLedger.Service["list"] = (options) =>
+      Effect.flatMap(Rules.decodeListOptions(options ?? {}), (query) =>
+        sql<DeliveryRow>`
+          SELECT ${deliveryColumns} FROM tenant_deliveries
+          WHERE status = ${query.status}
+            ${query.afterKey === undefined ? sql`` : sql`AND message_key COLLATE "C" > ${query.afterKey}`}
+          ORDER BY message_key COLLATE "C" LIMIT ${query.limit}`.pipe(
+          Effect.flatMap(withAttempts),
+          Effect.mapError(failure("list"))
+        ))
+
+    const find: DeliveryLedger.Service["find"] = (key) =>
+      sql<DeliveryRow>`SELECT ${deliveryColumns} FROM tenant_deliveries WHERE message_key = ${key}`.pipe(
+        Effect.flatMap(withAttempts),
+        Effect.map((found) => Option.fromNullable(found[0])),
+        Effect.mapError(failure("find"))
+      )
+
+    const replay: DeliveryLedger.Service["replay"] = (keys) =>
+      keys !== undefined && keys.length === 0 ? Effect.succeed(0) : sql<{ id: string }>`
+        UPDATE tenant_deliveries SET status = 'pending', failures = 0, next_attempt_at = now(), finished_at = NULL
+        WHERE status = 'dead' ${keys === undefined ? sql`` : sql`AND message_key IN ${sql.in(keys)}`}
+        RETURNING id`.pipe(
+        Effect.tap((rows) =>
+          rows.length === 0 ? Effect.void : sql`SELECT pg_notify(${WAKE_CHANNEL}, current_schema())`
+        ),
+        Effect.map((rows) => rows.length),
+        Effect.mapError(failure("replay"))
+      )
+
+    const service: DeliveryLedger.Service = {
+      expand,
+      claim,
+      finish,
+      renew,
+      release,
+      wakeups,
+      stats,
+      list,
+      find,
+      replay
+    }
+    return service
+  })
