@@ -1,7 +1,8 @@
 /**
  * The demo behind `npm start`: a few tenants through their life, on the in-memory repository, or on PostgreSQL
- * when DATABASE_URL is set (the layer migrates first). Every step prints what happened, and every event's
- * notifications are sent (to memory and printed, or through SMTP_URL / SMS_GATEWAY_URL when they are set).
+ * when DATABASE_URL is set (the layer migrates first). Every step prints what happened. An outbox relay runs
+ * beside it and delivers every event's notifications (to memory, or through SMTP_URL / SMS_GATEWAY_URL when they
+ * are set); the demo ends by printing each message and what the delivery ledger says of it.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
@@ -12,7 +13,9 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import {
+  DeliveryLedger,
   Mailer,
+  OutboxRelay,
   Postgres,
   SmsGateway,
   TenantLifecycle,
@@ -21,31 +24,12 @@ import {
   TenantRepository
 } from "../src/index.js"
 import type { Tenant } from "../src/Tenant.js"
-import type { TenantEvent } from "../src/TenantEvent.js"
 
 const describeTenant = (tenant: Tenant) =>
   `${tenant.code} "${tenant.name}" ${tenant.status} v${tenant.version}` +
   (tenant.deletedAt ? ` deletedAt=${tenant.deletedAt.toISOString()}` : "")
 
 const step = (title: string) => Console.log(`\n== ${title}`)
-
-/** Sends the event's notifications and prints each message, or why it failed. */
-const notify = (event: TenantEvent) =>
-  Effect.gen(function*() {
-    const notifications = yield* TenantNotifications.TenantNotifications
-    const report = yield* notifications.notify(event)
-    for (const { id, notification } of report.sent) {
-      const { message } = notification
-      yield* Console.log(
-        notification.channel === "email"
-          ? `   -> e-mail to ${message.to}: "${"subject" in message ? message.subject : ""}" (${id})`
-          : `   -> SMS to ${message.to}: "${"text" in message ? message.text : ""}" (${id})`
-      )
-    }
-    for (const { error, notification } of report.failed) {
-      yield* Console.log(`   -> ${notification.channel} to ${notification.message.to} FAILED: ${error.message}`)
-    }
-  })
 
 const program = Effect.gen(function*() {
   const repository = yield* TenantRepository.TenantRepository
@@ -75,7 +59,6 @@ const program = Effect.gen(function*() {
     yield* repository.insert(tenant, event)
     created.push(tenant)
     yield* Console.log(`created ${describeTenant(tenant)}   (code typed as ${JSON.stringify(input.code)})`)
-    yield* notify(event)
   }
 
   yield* step("Reject bad input: every bad field is named, nothing is stored")
@@ -118,7 +101,6 @@ const program = Effect.gen(function*() {
         `${label.padEnd(9)} -> ${describeTenant(acme)}  event ${result.right.event._tag}` +
           (by.reason ? ` (reason: ${by.reason})` : "")
       )
-      yield* notify(result.right.event)
     })
   yield* apply("activate", TenantLifecycle.activate, { actor: "ops@demo" })
   yield* apply("suspend", TenantLifecycle.suspend, { actor: "billing", reason: "invoice 2026-11 unpaid" })
@@ -161,6 +143,35 @@ const program = Effect.gen(function*() {
   for (const entry of yield* outbox.list({ tenantId: acme.id })) {
     yield* Console.log(`#${entry.position} v${entry.tenantVersion} ${entry.eventType} by ${entry.event.actor}`)
   }
+
+  yield* step("The relay delivered every event's messages (the delivery ledger)")
+  const ledger = yield* DeliveryLedger.DeliveryLedger
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const stats = yield* ledger.stats
+    if ((stats.pending === 0 && stats.unexpandedEvents === 0) || Date.now() > deadline) break
+    yield* Effect.sleep("50 millis")
+  }
+  for (const tenant of created) {
+    for (const entry of yield* outbox.list({ tenantId: tenant.id })) {
+      for (const { channel, message } of TenantNotifications.notificationsFor(entry.event)) {
+        const delivery = yield* ledger.find(message.key)
+        const state = Option.match(delivery, {
+          onNone: () => "not in the ledger yet",
+          onSome: (found) =>
+            `${found.status} after ${found.attempts.length} attempt(s)` +
+            Option.match(found.providerId, { onNone: () => "", onSome: (id) => ` as ${id}` })
+        })
+        const what = "subject" in message ? `"${message.subject}"` : `"${message.text}"`
+        yield* Console.log(
+          `${entry.eventType.padEnd(15)} ${
+            channel === "email" ? "e-mail" : "SMS"
+          } to ${message.to}: ${what} -> ${state}`
+        )
+      }
+    }
+  }
+  yield* Console.log(JSON.stringify(yield* ledger.stats, (key, value) => key === "oldestPendingAt" ? undefined : value))
 })
 
 const RepositoryLive = Layer.unwrapEffect(
@@ -195,4 +206,9 @@ const SmsLive = Layer.unwrapEffect(
 
 const NotificationsLive = TenantNotifications.layer().pipe(Layer.provide(Layer.merge(MailerLive, SmsLive)))
 
-program.pipe(Effect.provide(Layer.merge(RepositoryLive, NotificationsLive)), NodeRuntime.runMain)
+// The relay works from the repository's delivery ledger (memory or PostgreSQL alike) for as long as the demo runs.
+const RelayLive = OutboxRelay.layer({ pollInterval: "200 millis" }).pipe(
+  Layer.provideMerge(Layer.merge(RepositoryLive, NotificationsLive))
+)
+
+program.pipe(Effect.provide(RelayLive), NodeRuntime.runMain({ disablePrettyLogger: true }))

@@ -172,8 +172,12 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Claim>, RepositoryError>
   /** Records the outcome of a claim; `false` when a later claim took the message (nothing is changed then). */
   readonly finish: (claim: Claim, outcome: Outcome) => Effect.Effect<boolean, RepositoryError>
-  /** Extends every lease `owner` holds by `lease` from now; returns how many. */
-  readonly renew: (owner: string, lease: Duration.Duration) => Effect.Effect<number, RepositoryError>
+  /**
+   * Extends the leases of these claims, those still current (no later claim took the message, no outcome
+   * recorded), to `lease` from now; returns how many. A relay renews only what it is still working on, so a
+   * message whose outcome it could not record is let go when its lease expires.
+   */
+  readonly renew: (claims: ReadonlyArray<Claim>, lease: Duration.Duration) => Effect.Effect<number, RepositoryError>
   /** Gives up every lease `owner` holds, so that another relay can take the messages at once; returns how many. */
   readonly release: (owner: string) => Effect.Effect<number, RepositoryError>
   /**

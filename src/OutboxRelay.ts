@@ -21,6 +21,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -250,6 +251,8 @@ export const outcomeOfFailure = (
   return Effect.map(backoff(policy, failures, error), (after): Outcome => ({ _tag: "Retry", error, after }))
 }
 
+const finishRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(4)))
+
 /** A claim whose previous attempt never finished, settled without an attempt when the policy says so. */
 const cancellationOf = (claim: Claim, settings: Settings): string | undefined => {
   if (!claim.interrupted) return undefined
@@ -279,10 +282,12 @@ export const make = (
     const owner = settings.relayId
     const signal = yield* Queue.sliding<void>(1)
     const wake = Effect.asVoid(Queue.offer(signal, undefined))
-    let held = 0
+    // The claims this relay is working on: only their leases are renewed.
+    const working = new Map<string, Claim>()
 
+    // A short outage of the ledger should not turn a sent message into an ambiguous one: retry for a moment.
     const record = (claim: Claim, outcome: Outcome) =>
-      Effect.flatMap(ledger.finish(claim, outcome), (accepted) => {
+      Effect.flatMap(ledger.finish(claim, outcome).pipe(Effect.retry(finishRetry)), (accepted) => {
         const channel = (metric: Metric.Metric.Counter<number>) => Metric.tagged(metric, "channel", claim.channel)
         if (!accepted) return Metric.increment(fenced)
         switch (outcome._tag) {
@@ -324,16 +329,19 @@ export const make = (
 
     // A delivery runs to its end once started, even when the relay stops: the stop waits for it (bounded by
     // the attempt timeout) instead of leaving an attempt whose outcome the ledger would then call ambiguous.
+    // When its outcome cannot be recorded, the claim is dropped from `working`: its lease then expires and the
+    // next claim records the attempt as ambiguous and tries again.
     const deliver = (claim: Claim) =>
       Effect.flatMap(attempt(claim), (outcome) => record(claim, outcome)).pipe(
         Effect.catchAllCause((cause) =>
-          Effect.logWarning("outbox relay: could not record an outcome; the lease will expire", cause)
+          Effect.logWarning("outbox relay: could not record an outcome; the message waits for its lease to expire")
+            .pipe(Effect.annotateLogs({ key: claim.key, cause: Cause.pretty(cause) }))
         ),
         Effect.withSpan("OutboxRelay.deliver", {
           captureStackTrace: false,
           attributes: { "message.key": claim.key, channel: claim.channel, attempt: claim.attempt }
         }),
-        Effect.ensuring(Effect.zipRight(Effect.sync(() => held--), wake)),
+        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(claim.id)), wake)),
         Effect.uninterruptible
       )
 
@@ -345,11 +353,16 @@ export const make = (
 
     yield* Effect.addFinalizer(() =>
       ledger.release(owner).pipe(
-        Effect.flatMap((released) => Effect.logInfo("outbox relay stopped", { relay: owner, released })),
+        Effect.flatMap((released) =>
+          Effect.logInfo("outbox relay stopped").pipe(Effect.annotateLogs({ relay: owner, released }))
+        ),
         Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: could not release its leases", cause))
       )
     )
-    yield* retryQuietly("renewing leases", ledger.renew(owner, settings.lease)).pipe(
+    yield* retryQuietly(
+      "renewing leases",
+      Effect.suspend(() => ledger.renew(Array.from(working.values()), settings.lease))
+    ).pipe(
       Effect.repeat(Schedule.spaced(Duration.divide(settings.lease, 3).pipe(Option.getOrElse(() => settings.lease)))),
       Effect.forkScoped
     )
@@ -359,14 +372,18 @@ export const make = (
       while ((yield* ledger.expand(settings.expandBatch)) === settings.expandBatch) {
         // a full batch: there may be more
       }
-      const free = settings.concurrency - held
+      const free = settings.concurrency - working.size
       if (free <= 0) return false
-      const claims = yield* ledger.claim({ owner, limit: free, lease: settings.lease })
-      for (const claim of claims) {
-        held++
-        yield* FiberSet.run(deliveries, deliver(claim))
-      }
-      return claims.length === free
+      // Claiming and starting the deliveries is one step that a stop waits for: a claim already records its
+      // attempt as started, so a claim left unsent would later count as ambiguous.
+      return yield* Effect.uninterruptible(Effect.gen(function*() {
+        const claims = yield* ledger.claim({ owner, limit: free, lease: settings.lease })
+        for (const claim of claims) {
+          working.set(claim.id, claim)
+          yield* FiberSet.run(deliveries, deliver(claim))
+        }
+        return claims.length === free
+      }))
     })
 
     const loop = Effect.gen(function*() {
@@ -400,7 +417,9 @@ export const make = (
     )
     yield* Stream.runForEach(ledger.wakeups, () => wake).pipe(Effect.forkScoped)
     yield* Effect.forkScoped(loop)
-    yield* Effect.logInfo("outbox relay started", { relay: owner, concurrency: settings.concurrency })
+    yield* Effect.logInfo("outbox relay started").pipe(
+      Effect.annotateLogs({ relay: owner, concurrency: settings.concurrency })
+    )
     return { relayId: owner, wake }
   })
 
@@ -448,7 +467,9 @@ export const config: Config.Config<Options> = Config.all({
     Config.validate({ message: "RELAY_MAX_ATTEMPTS must be at least 1", validation: (n) => n >= 1 }),
     Config.withDefault(SendRetry.defaults.maxAttempts)
   ),
-  baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(Config.withDefault(Duration.decode(SendRetry.defaults.baseDelay))),
+  baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(
+    Config.withDefault(Duration.decode(SendRetry.defaults.baseDelay))
+  ),
   maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(SendRetry.defaults.maxDelay))),
   attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
     Config.withDefault(Duration.decode(SendRetry.defaults.attemptTimeout))

@@ -43,13 +43,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
+import { DeliveryLedger } from "./DeliveryLedger.js"
 import { makeMemoryStore } from "./internal/memoryRepository.js"
 import { makePgStore } from "./internal/pgRepository.js"
 import type { InvalidInput } from "./InvalidInput.js"
 import type { Tenant, TenantId } from "./Tenant.js"
 import type { TenantCreated, TenantEvent } from "./TenantEvent.js"
 import { TenantOutbox } from "./TenantOutbox.js"
-import { DeliveryLedger } from "./DeliveryLedger.js"
 import type { ListQueryInput, Page, StatusCounts } from "./TenantQuery.js"
 import type {
   ConcurrencyConflict,
@@ -160,19 +160,18 @@ const observed = (backend: string, service: Service): Service => {
   }
 }
 
-const toContext =
-  (backend: string) =>
-  (
-    store: {
-      readonly repository: Service
-      readonly outbox: TenantOutbox["Type"]
-      readonly ledger: DeliveryLedger["Type"]
-    }
-  ) =>
-    Context.make(TenantRepository, observed(backend, store.repository)).pipe(
-      Context.add(TenantOutbox, store.outbox),
-      Context.add(DeliveryLedger, store.ledger)
-    )
+const toContext = (backend: string) =>
+(
+  store: {
+    readonly repository: Service
+    readonly outbox: TenantOutbox["Type"]
+    readonly ledger: DeliveryLedger["Type"]
+  }
+) =>
+  Context.make(TenantRepository, observed(backend, store.repository)).pipe(
+    Context.add(TenantOutbox, store.outbox),
+    Context.add(DeliveryLedger, store.ledger)
+  )
 
 /**
  * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer

@@ -16,6 +16,11 @@ export * as CacheStore from "./CacheStore.js"
 /**
  * @since 0.1.0
  */
+export * as DeliveryLedger from "./DeliveryLedger.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as InvalidInput from "./InvalidInput.js"
 
 /**
@@ -32,6 +37,11 @@ export * as Migrations from "./Migrations.js"
  * @since 0.1.0
  */
 export * as NotificationTemplates from "./NotificationTemplates.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as OutboxRelay from "./OutboxRelay.js"
 
 /**
  * @since 0.1.0

@@ -1,13 +1,19 @@
 /**
  * The README's examples, run: if one stops compiling or working, this file fails.
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import {
   CachedTenantRepository,
   CacheStore,
+  Mailer,
+  OutboxRelay,
+  Postgres,
+  SmsGateway,
   Tenant,
   TenantLifecycle,
+  TenantNotifications,
   TenantOutbox,
   TenantRepository,
   TenantRepositoryError
@@ -105,4 +111,38 @@ describe("README examples", () => {
         )
       )
     ))
+
+  it.live("the Outbox relay section's composition delivers a new tenant's welcome e-mail", () =>
+    Effect.gen(function*() {
+      // The section's layers as written, with the senders and the database swapped for memory ones.
+      const Senders = Layer.merge(Mailer.layerMemory({ from: "noreply@acme.test" }), SmsGateway.layerMemory)
+      const Store = TenantRepository.layerMemory
+      const Relay = OutboxRelay.layer({ pollInterval: "50 millis" }).pipe(
+        Layer.provide(TenantNotifications.layer().pipe(Layer.provide(Senders))),
+        Layer.provideMerge(Store)
+      )
+      const mailer = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(Layer.merge(Relay, Senders))
+        yield* onboard({ code: "acme", name: "Acme Inc.", contact: { email: "admin@acme.test" } }).pipe(
+          Effect.provide(context)
+        )
+        const sent = Context.get(context, Mailer.MemoryMailer).sent
+        while ((yield* sent).length === 0) yield* Effect.sleep("20 millis")
+        return yield* sent
+      }))
+      assert.deepStrictEqual(mailer.map((email) => email.to), ["admin@acme.test"])
+    }))
+
+  it("the Outbox relay section's PostgreSQL composition type-checks with every requirement met", () => {
+    const Senders = Layer.merge(
+      Mailer.layerSmtpConfig,
+      SmsGateway.layerHttpConfig.pipe(Layer.provide(FetchHttpClient.layer))
+    )
+    const Relay = OutboxRelay.layerConfig.pipe(
+      Layer.provide(TenantNotifications.layer().pipe(Layer.provide(Senders))),
+      Layer.provide(TenantRepository.layerPg.pipe(Layer.provide(Postgres.layer)))
+    )
+    const launched: Effect.Effect<never, unknown, never> = Layer.launch(Relay)
+    assert.isTrue(Effect.isEffect(launched))
+  })
 })

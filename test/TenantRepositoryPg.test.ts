@@ -24,12 +24,14 @@ describe("TenantRepository.layerPg", () => {
         const schema = yield* TestSchema
         const first = yield* Migrations.run
         const second = yield* Migrations.run
-        assert.deepStrictEqual(first.map(([id]) => id), [1, 2, 3])
+        assert.deepStrictEqual(first.map(([id]) => id), [1, 2, 3, 4])
         assert.deepStrictEqual(second, [])
 
         const tables = yield* sql<{ table_name: string }>`
           SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
         assert.deepStrictEqual(tables.map((row) => row.table_name), [
+          "tenant_deliveries",
+          "tenant_delivery_attempts",
           "tenant_infra_migrations",
           "tenant_outbox",
           "tenants"
@@ -56,7 +58,7 @@ describe("TenantRepository.layerPg", () => {
           Array.from({ length: 4 }, () => Effect.provide(Migrations.run, client)),
           { concurrency: "unbounded" }
         )
-        assert.deepStrictEqual(runs.flat().map(([id]) => id).sort(), [1, 2, 3])
+        assert.deepStrictEqual(runs.flat().map(([id]) => id).sort(), [1, 2, 3, 4])
       }))
   })
 

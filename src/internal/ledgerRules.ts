@@ -9,9 +9,10 @@ import { notificationsFor } from "../TenantNotifications.js"
 export const decodeListOptions = InvalidInput.decode(
   "delivery list options",
   Schema.Struct({
-    status: Schema.optionalWith(Schema.Literal("pending", "delivered", "dead"), { exact: true, default: () => "dead" }),
-    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)), { exact: true, default: () => 100 }),
-    afterKey: Schema.optionalWith(Schema.String, { exact: true })
+    // Absent and undefined alike mean "the default", as the options' types say.
+    status: Schema.optionalWith(Schema.Literal("pending", "delivered", "dead"), { default: () => "dead" }),
+    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)), { default: () => 100 }),
+    afterKey: Schema.optional(Schema.String)
   })
 )
 
@@ -74,4 +75,5 @@ export const transitionOf = (outcome: Outcome): Transition => {
   }
 }
 
-export const INTERRUPTED_DETAIL = "the relay stopped or lost its lease during the attempt; the message may have been sent"
+export const INTERRUPTED_DETAIL =
+  "the relay stopped or lost its lease during the attempt; the message may have been sent"

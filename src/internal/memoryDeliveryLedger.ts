@@ -115,25 +115,25 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
       return entries.length
     })
 
-  /** Whether an earlier event of the message's tenant still waits: unexpanded, or with a pending message. */
-  const blocked = (message: Message) => {
-    const { tenantId, version } = message.event
-    for (const other of pending) {
-      if (other.event.tenantId === tenantId && other.event.version < version) return true
+  /** Per tenant, the earliest version still waiting: unexpanded, or with a pending message. */
+  const earliestWaiting = () => {
+    const earliest = new Map<string, number>()
+    const note = (tenantId: string, version: number) => {
+      const known = earliest.get(tenantId)
+      if (known === undefined || version < known) earliest.set(tenantId, version)
     }
-    for (let index = expanded; index < outbox.length; index++) {
-      const entry = outbox[index]!
-      if (entry.tenantId === tenantId && entry.tenantVersion < version) return true
-    }
-    return false
+    for (const message of pending) note(message.event.tenantId, message.event.version)
+    for (const entry of outbox.slice(expanded)) note(entry.tenantId, entry.tenantVersion)
+    return earliest
   }
 
   const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
+      const earliest = earliestWaiting()
       const due = Array.from(pending)
         .filter((message) =>
           message.nextAttemptAt <= now && (message.leaseUntil === undefined || message.leaseUntil < now) &&
-          !blocked(message)
+          message.event.version <= (earliest.get(message.event.tenantId) ?? Number.POSITIVE_INFINITY)
         )
         .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || Number(a.id) - Number(b.id))
         .slice(0, limit)
@@ -201,11 +201,16 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
     expand,
     claim,
     finish,
-    renew: (owner, lease) =>
+    renew: (claims, lease) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        const held = heldBy(owner)
-        for (const message of held) message.leaseUntil = now + Duration.toMillis(lease)
-        return held.length
+        let renewed = 0
+        for (const held of claims) {
+          const message = byId.get(held.id)
+          if (message === undefined || message.epoch !== held.epoch || message.status !== "pending") continue
+          message.leaseUntil = now + Duration.toMillis(lease)
+          renewed++
+        }
+        return renewed
       }),
     release: (owner) =>
       Effect.sync(() => {
@@ -234,9 +239,7 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
           oldest = Math.min(oldest, message.recordedAt)
         }
       }
-      for (let index = expanded; index < outbox.length; index++) {
-        oldest = Math.min(oldest, outbox[index]!.recordedAt.getTime())
-      }
+      for (const entry of outbox.slice(expanded)) oldest = Math.min(oldest, entry.recordedAt.getTime())
       return {
         unexpandedEvents: outbox.length - expanded,
         pending: pending.size,

@@ -1,11 +1,11 @@
+import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type { ParseError } from "effect/ParseResult"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import type { ParseError } from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -119,11 +119,16 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
           UPDATE tenant_outbox SET expanded_at = now()
           WHERE position IN ${sql.in(rows.map((row) => row.position))}`
         for (const { error, position } of undecodable) {
-          yield* Effect.logError("outbox relay: an event does not decode; it gets no messages", { position, error })
+          yield* Effect.logError("outbox relay: an event does not decode; it gets no messages").pipe(
+            Effect.annotateLogs({ position, error })
+          )
           yield* sql`UPDATE tenant_outbox SET expand_error = ${error} WHERE position = ${position}`
         }
         return rows.length
-      })).pipe(Effect.mapError(failure("expand")), Effect.withSpan("DeliveryLedger.expand", { captureStackTrace: false }))
+      })).pipe(
+        Effect.mapError(failure("expand")),
+        Effect.withSpan("DeliveryLedger.expand", { captureStackTrace: false })
+      )
 
     const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) =>
       sql<ClaimRow>`
@@ -219,10 +224,14 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
       )
     }
 
-    const renew: DeliveryLedger.Service["renew"] = (owner, lease) =>
-      sql<{ id: string }>`
-        UPDATE tenant_deliveries SET lease_until = now() + ${millis(lease)}::float8 * interval '1 millisecond'
-        WHERE lease_owner = ${owner} AND status = 'pending' RETURNING id`.pipe(
+    const renew: DeliveryLedger.Service["renew"] = (claims, lease) =>
+      claims.length === 0 ? Effect.succeed(0) : sql<{ id: string }>`
+        UPDATE tenant_deliveries d SET lease_until = now() + ${millis(lease)}::float8 * interval '1 millisecond'
+        FROM jsonb_to_recordset(${
+        JSON.stringify(claims.map((held) => ({ id: held.id, epoch: held.epoch })))
+      }::jsonb) AS h(id bigint, epoch bigint)
+        WHERE d.id = h.id AND d.lease_epoch = h.epoch AND d.status = 'pending'
+        RETURNING d.id`.pipe(
         Effect.map((rows) => rows.length),
         Effect.mapError(failure("renew"))
       )
@@ -235,12 +244,17 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.mapError(failure("release"))
       )
 
-    // LISTEN needs a PgClient; with another SqlClient the relay polls only. A dropped LISTEN connection is
-    // re-established, and what was notified meanwhile is found by the next poll.
+    // LISTEN needs a PgClient; with another SqlClient the relay polls only. The trigger's payload is the schema
+    // the event was stored in, so relays of other schemas in the same database are not woken. A dropped LISTEN
+    // connection is re-established, and what was notified meanwhile is found by the next poll.
+    const schema = yield* sql<{ schema: string }>`SELECT current_schema() AS schema`.pipe(
+      Effect.map((rows) => rows[0]?.schema ?? "public")
+    )
     const wakeups: Stream.Stream<void> = Option.match(listener, {
       onNone: () => Stream.never,
       onSome: (client) =>
         client.listen(WAKE_CHANNEL).pipe(
+          Stream.filter((payload) => payload === schema),
           Stream.as(undefined),
           Stream.tapErrorCause((cause) => Effect.logWarning("outbox relay: LISTEN failed; polling meanwhile", cause)),
           Stream.retry(Schedule.spaced(Duration.seconds(1))),

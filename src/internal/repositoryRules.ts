@@ -149,8 +149,9 @@ export const duplicateEventId = (eventId: string): Effect.Effect<never> =>
 export const decodeOutboxOptions = InvalidInput.decode(
   "outbox query",
   Schema.Struct({
-    tenantId: Schema.optionalWith(TenantId, { exact: true }),
-    afterPosition: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),
-    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)), { exact: true, default: () => 100 })
+    // Absent and undefined alike mean "not given", as `ListOptions` says.
+    tenantId: Schema.optional(TenantId),
+    afterPosition: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
+    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)), { default: () => 100 })
   })
 )

@@ -1,0 +1,350 @@
+/**
+ * The `tenant-infra` command-line tool: migrations, the outbox relay, and the dead letters of the delivery
+ * ledger, over the database of `DATABASE_URL`. `bin.ts` runs it on Node; this module holds the command tree so
+ * that it can also run in-process.
+ *
+ * Needs the optional peer dependencies `@effect/cli`, `@effect/platform-node`, `@effect/printer` and
+ * `@effect/printer-ansi`; the rest of the package does not.
+ *
+ * @since 0.1.0
+ */
+import type * as CliApp from "@effect/cli/CliApp"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import type * as Runtime from "@effect/platform/Runtime"
+import type * as Migrator from "@effect/sql/Migrator"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import { createRequire } from "node:module"
+import { DeliveryLedger, MAX_LIST_LIMIT } from "./DeliveryLedger.js"
+import { InvalidInput } from "./InvalidInput.js"
+import * as Mailer from "./Mailer.js"
+import * as Migrations from "./Migrations.js"
+import * as OutboxRelay from "./OutboxRelay.js"
+import * as Postgres from "./Postgres.js"
+import { Misconfigured } from "./SendError.js"
+import * as SmsGateway from "./SmsGateway.js"
+import * as TenantNotifications from "./TenantNotifications.js"
+import * as TenantRepository from "./TenantRepository.js"
+import type { RepositoryError } from "./TenantRepositoryError.js"
+
+/**
+ * No connection to the database of `DATABASE_URL` could be made (or its URL is not one); `cause` says why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DatabaseUnavailable
+  extends Schema.TaggedError<DatabaseUnavailable>("tenant-infra/Cli/DatabaseUnavailable")("DatabaseUnavailable", {
+    cause: Schema.Defect
+  })
+{
+  override get message(): string {
+    return "cannot connect to the database of DATABASE_URL"
+  }
+}
+
+/**
+ * Every way a run can fail.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type CliError =
+  | ValidationError.ValidationError
+  | InvalidInput
+  | ConfigError.ConfigError
+  | Misconfigured
+  | DatabaseUnavailable
+  | SqlError.SqlError
+  | Migrator.MigrationError
+  | RepositoryError
+
+/**
+ * What the process exits with: `0` when the command succeeded or was stopped by a signal, `2` for a command line
+ * that does not parse or make sense, `3` for a missing or invalid setting in the environment, `1` for any other
+ * failure (the database unreachable, a migration that failed).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExitCode = {
+  success: 0,
+  failure: 1,
+  usage: 2,
+  configuration: 3
+} as const
+
+const isUsageError = (error: unknown): boolean =>
+  ValidationError.isValidationError(error) || error instanceof InvalidInput
+
+const isConfigurationError = (error: unknown): boolean =>
+  ConfigError.isConfigError(error) || error instanceof Misconfigured
+
+/**
+ * The exit code for how a run ended (see {@link ExitCode}). An interruption alone is a graceful stop: the relay
+ * under SIGTERM ends that way.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return ExitCode.success
+  const failures = Array.from(Cause.failures(exit.cause))
+  if (failures.some(isUsageError)) return ExitCode.usage
+  if (failures.some(isConfigurationError)) return ExitCode.configuration
+  return ExitCode.failure
+}
+
+/**
+ * A `Runtime.Teardown` for `NodeRuntime.runMain` that exits with {@link exitCode}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const teardown: Runtime.Teardown = (exit, onExit) => onExit(exitCode(exit))
+
+// The environment provider names a nested setting by its path joined with "_", so this is the variable to fix.
+const variableOf = (path: ReadonlyArray<string>) => path.join("_")
+
+/**
+ * One line per problem. A missing secret's message is `<redacted>`, so the variable's name has to carry it; an
+ * invalid value's message may quote the value, which `Config.redacted` settings never do.
+ */
+const configProblems = (error: ConfigError.ConfigError): ReadonlyArray<string> => {
+  switch (error._op) {
+    case "And":
+      return [...configProblems(error.left), ...configProblems(error.right)]
+    case "Or":
+      return [[...configProblems(error.left), ...configProblems(error.right)].join(", or ")]
+    case "MissingData":
+      return [`${variableOf(error.path)} is not set`]
+    case "InvalidData":
+      return [`${variableOf(error.path)} is invalid: ${error.message}`]
+    case "SourceUnavailable":
+      return [`${variableOf(error.path)} could not be read: ${error.message}`]
+    case "Unsupported":
+      return [`${variableOf(error.path)}: ${error.message}`]
+  }
+}
+
+/** An error's message followed by its causes' (a driver's error is usually the useful part), without stacks. */
+const describe = (error: unknown, depth = 0): string => {
+  if (!Predicate.isObject(error)) return String(error)
+  const message = "message" in error && Predicate.isString(error.message) && error.message !== ""
+    ? error.message
+    : "code" in error && Predicate.isString(error.code)
+    ? error.code
+    : Predicate.hasProperty(error, "_tag") && Predicate.isString(error._tag)
+    ? error._tag
+    : String(error)
+  const cause = "cause" in error ? error.cause : undefined
+  return cause === undefined || depth >= 3 ? message : `${message}: ${describe(cause, depth + 1)}`
+}
+
+const problemsOf = (error: unknown): ReadonlyArray<string> =>
+  ConfigError.isConfigError(error) ? configProblems(error) : [describe(error)]
+
+/**
+ * Prints why a run failed on stderr, one line per problem: errors by their message, a bug (a defect) with its
+ * trace. An interruption is a stop, not a failure, and prints nothing; so do the command-line errors that
+ * `@effect/cli` has already printed with the usage.
+ *
+ * @since 0.1.0
+ * @category reporting
+ */
+export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (const failure of Cause.failures(cause)) {
+      if (ValidationError.isValidationError(failure)) continue
+      for (const problem of problemsOf(failure)) yield* Console.error(`tenant-infra: ${problem}`)
+    }
+    for (const defect of Cause.defects(cause)) {
+      yield* Console.error(`tenant-infra: unexpected error\n${Cause.pretty(Cause.die(defect))}`)
+    }
+  })
+
+// `Postgres.layer` fails with a `SqlError` only when it cannot connect; the driver's message ("Invalid URL",
+// "ECONNREFUSED") does not say which setting to look at.
+const PostgresLive = Postgres.layer.pipe(
+  Layer.mapError((error) => ConfigError.isConfigError(error) ? error : new DatabaseUnavailable({ cause: error }))
+)
+
+/** The repository, its outbox and the delivery ledger on the database of `DATABASE_URL`, migrated on start. */
+const DatabaseLive = TenantRepository.layerPg.pipe(Layer.provide(PostgresLive))
+
+const NotificationsLive = TenantNotifications.layer().pipe(
+  Layer.provide(Layer.merge(
+    Mailer.layerSmtpConfig,
+    SmsGateway.layerHttpConfig.pipe(Layer.provide(NodeHttpClient.layerUndici))
+  ))
+)
+
+// The notifications and the database are built side by side: a missing SMTP or SMS setting is reported at once,
+// not after a connection to the database has been attempted.
+const RelayLive = OutboxRelay.layerConfig.pipe(Layer.provide(Layer.merge(NotificationsLive, DatabaseLive)))
+
+const migrate = Command.make("migrate", {}, () =>
+  Effect.gen(function*() {
+    const ran = yield* Migrations.run
+    if (ran.length === 0) {
+      const known = Object.keys(Migrations.migrations).length
+      return yield* Console.log(`Nothing to migrate: all ${known} migrations have run.`)
+    }
+    for (const [id, name] of ran) yield* Console.log(`ran ${id}_${name}`)
+    yield* Console.log(`Ran ${ran.length} migration${ran.length === 1 ? "" : "s"}.`)
+  }).pipe(Effect.provide(PostgresLive))).pipe(
+    Command.withDescription(
+      "Runs the package's database migrations that have not run yet (DATABASE_URL), and prints them."
+    )
+  )
+
+const relay = Command.make("relay", {}, () => Layer.launch(RelayLive)).pipe(
+  Command.withDescription(
+    "Runs an outbox relay until SIGTERM or SIGINT, then lets the sends under way finish and releases its leases. " +
+      "Reads DATABASE_URL, SMTP_URL, MAIL_FROM, SMS_GATEWAY_URL, SMS_API_KEY and the optional RELAY_* settings."
+  )
+)
+
+const limit = Options.integer("limit").pipe(
+  Options.filterMap(
+    (n) => n >= 1 && n <= MAX_LIST_LIMIT ? Option.some(n) : Option.none(),
+    `--limit must be between 1 and ${MAX_LIST_LIMIT}`
+  ),
+  Options.withDefault(100),
+  Options.withDescription(`How many dead letters to print, at most ${MAX_LIST_LIMIT}.`)
+)
+
+/** One line per message, so that its fields split on tabs; a provider's reply may hold line breaks. */
+const oneLine = (text: string) => text.replace(/\s+/g, " ").trim()
+
+const deadLetters = Command.make("dead-letters", { limit }, ({ limit }) =>
+  Effect.gen(function*() {
+    const ledger = yield* DeliveryLedger
+    const [letters, stats] = yield* Effect.all([ledger.list({ status: "dead", limit }), ledger.stats])
+    for (const letter of letters) {
+      const error = Option.match(letter.lastError, { onNone: () => "-", onSome: oneLine })
+      yield* Console.log([letter.key, letter.channel, letter.recipient, error].join("\t"))
+    }
+    yield* Console.log(
+      letters.length < stats.dead
+        ? `${letters.length} of ${stats.dead} dead letters shown (--limit ${limit}).`
+        : `${letters.length} dead letter${letters.length === 1 ? "" : "s"}.`
+    )
+  })).pipe(
+    Command.withDescription(
+      "Prints the dead letters, one per line: key, channel, recipient and last error, separated by tabs."
+    ),
+    Command.provide(DatabaseLive)
+  )
+
+/** The dead letters to replay: some, by key, or `"all"`; the command line must name one or the other. */
+const selection = Options.all({
+  keys: Options.text("key").pipe(
+    Options.repeated,
+    Options.withDescription("The key of a dead letter to replay (repeat for several).")
+  ),
+  all: Options.boolean("all").pipe(Options.withDescription("Replay every dead letter."))
+}).pipe(
+  Options.mapEffect(({ all, keys }) =>
+    all && keys.length > 0
+      ? Effect.fail(ValidationError.invalidValue(HelpDoc.p("replay takes --key or --all, not both")))
+      : !all && keys.length === 0
+      ? Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+        "replay needs the dead letters to replay: --key KEY (repeatable), or --all for every one"
+      )))
+      : Effect.succeed(all ? "all" as const : keys)
+  )
+)
+
+const replay = Command.make("replay", { selection }, ({ selection }) =>
+  Effect.gen(function*() {
+    const ledger = yield* DeliveryLedger
+    const replayed = yield* (selection === "all" ? ledger.replay() : ledger.replay(selection))
+    yield* Console.log(`Replayed ${replayed} dead letter${replayed === 1 ? "" : "s"}.`)
+    if (selection !== "all" && replayed < selection.length) {
+      yield* Console.log(`${selection.length - replayed} of the keys given named no dead letter.`)
+    }
+  })).pipe(
+    Command.withDescription("Puts dead letters back in the queue, with a fresh attempt budget: --key KEY... or --all."),
+    Command.provide(DatabaseLive)
+  )
+
+const stats = Command.make("stats", {}, () =>
+  Effect.gen(function*() {
+    const ledger = yield* DeliveryLedger
+    const stats = yield* ledger.stats
+    const rows: ReadonlyArray<readonly [string, string]> = [
+      ["unexpanded events", String(stats.unexpandedEvents)],
+      ["pending", String(stats.pending)],
+      ["in flight", String(stats.inFlight)],
+      ["delivered", String(stats.delivered)],
+      ["dead", String(stats.dead)],
+      ["oldest pending", Option.match(stats.oldestPendingAt, { onNone: () => "-", onSome: (at) => at.toISOString() })]
+    ]
+    for (const [label, value] of rows) yield* Console.log(`${label.padEnd(20)}${value}`)
+  })).pipe(
+    Command.withDescription("Prints the delivery ledger's counts."),
+    Command.provide(DatabaseLive)
+  )
+
+/**
+ * The command tree: `migrate`, `relay`, `dead-letters`, `replay` and `stats`. Without a subcommand it prints
+ * the help.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const command = Command.make("tenant-infra").pipe(
+  Command.withDescription("Operates the tenant-infra database and outbox relay."),
+  Command.withSubcommands([migrate, relay, deadLetters, replay, stats])
+)
+
+// Read when the tool starts rather than imported: JSON imports need import attributes, which the NodeNext build
+// and tsx treat differently. `../package.json` is the package's from both `src/` and `dist/`.
+const version = Effect.try(() => createRequire(import.meta.url)("../package.json") as unknown).pipe(
+  Effect.flatMap(Schema.decodeUnknown(Schema.Struct({ version: Schema.String }))),
+  Effect.map((pkg) => pkg.version),
+  Effect.orDie
+)
+
+// Logs go to stderr, so that what a command prints on stdout (a list of dead letters, say) can be piped.
+const StderrLogger = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))
+
+/**
+ * Runs the command line `argv` (as in `process.argv`: the runtime and script first). A failure is printed (see
+ * {@link report}) before the effect fails with it; {@link exitCode} turns the end into the process's exit code.
+ *
+ * @example
+ * ```ts
+ * import * as NodeContext from "@effect/platform-node/NodeContext"
+ * import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+ * import * as Effect from "effect/Effect"
+ * import * as Cli from "tenant-infra/Cli"
+ *
+ * Cli.run(process.argv).pipe(
+ *   Effect.provide(NodeContext.layer),
+ *   NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown: Cli.teardown })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const run = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError, CliApp.CliApp.Environment> =>
+  Effect.flatMap(version, (version) => Command.run(command, { name: "tenant-infra", version })(argv)).pipe(
+    Effect.tapErrorCause(report),
+    Effect.provide(StderrLogger)
+  )

@@ -1,0 +1,295 @@
+/**
+ * The `tenant-infra` command line, run as users run it: `src/bin.ts` in its own Node process (through tsx),
+ * against PostgreSQL in a fresh schema and, for the relay, a real SMTP server and SMS gateway.
+ */
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import * as Cli from "../src/Cli.js"
+import { DeliveryLedger } from "../src/DeliveryLedger.js"
+import * as Migrations from "../src/Migrations.js"
+import * as TenantRepository from "../src/TenantRepository.js"
+import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
+import { makeSmsGatewayServer } from "./utils/smsGateway.js"
+import { makeSmtpServer } from "./utils/smtpServer.js"
+import { newTenant } from "./utils/tenants.js"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+interface Ended {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** A running `tenant-infra` process, killed (SIGKILL) with the scope if it is still running then. */
+const spawnCli = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      // Only what the test names: a developer's SMTP_URL or RELAY_* settings must not leak into the process.
+      const child = spawn(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")))
+      const ended = new Promise<Ended>((resolve) =>
+        child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+      )
+      return {
+        stderr: () => stderr,
+        kill: (signal: NodeJS.Signals) => Effect.sync(() => child.kill(signal)),
+        ended: Effect.promise(() => ended).pipe(
+          Effect.timeoutFail({
+            duration: "15 seconds",
+            onTimeout: () => new Error(`tenant-infra ${args.join(" ")} did not end:\n${stdout}\n${stderr}`)
+          })
+        ),
+        running: () => child.exitCode === null && child.signalCode === null,
+        child
+      }
+    }),
+    (cli) => Effect.sync(() => cli.running() && cli.child.kill("SIGKILL"))
+  )
+
+/** Runs a command to its end. */
+const cli = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>>) =>
+  Effect.scoped(Effect.flatMap(spawnCli(args, env), (running) => running.ended))
+
+/** Polls `check` every 100 ms until it holds; fails with `what` after `seconds`. */
+const eventually = <E, R>(what: () => string, check: Effect.Effect<boolean, E, R>, seconds = 15) =>
+  Effect.repeat(check, { until: (done: boolean) => done, schedule: Schedule.spaced("100 millis") }).pipe(
+    Effect.timeoutFail({ duration: `${seconds} seconds`, onTimeout: () => new Error(`timed out: ${what()}`) })
+  )
+
+/** A fresh schema and the URL that confines a process to it. */
+const freshDatabase = Effect.map(freshSchemaNamed("cli"), (schema) => ({ schema, url: urlWithSchema(schema) }))
+
+/** The repository and the delivery ledger over `url`, for the test's own look at the database. */
+const repositoryAt = (url: string) =>
+  Layer.build(
+    TenantRepository.layerPg.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })))
+  )
+
+/** What a relay needs besides the database, pointed at the test's servers. */
+const relayServers = Effect.gen(function*() {
+  const smtp = yield* makeSmtpServer()
+  const sms = yield* makeSmsGatewayServer()
+  const env = {
+    SMTP_URL: smtp.url(),
+    MAIL_FROM: "Tenant Infra <noreply@cli.test>",
+    SMS_GATEWAY_URL: sms.url,
+    SMS_API_KEY: "sms-test-key",
+    RELAY_POLL_INTERVAL: "200 millis"
+  }
+  return { smtp, sms, env }
+})
+
+/** Starts `tenant-infra relay` and waits for it to say it started. */
+const startRelay = (env: Readonly<Record<string, string>>) =>
+  Effect.gen(function*() {
+    const relay = yield* spawnCli(["relay"], env)
+    yield* eventually(
+      () => `the relay to start:\n${relay.stderr()}`,
+      Effect.sync(() => relay.stderr().includes("outbox relay started") || !relay.running())
+    )
+    assert.isTrue(relay.running(), relay.stderr())
+    return relay
+  })
+
+describe("tenant-infra (the command line)", () => {
+  it.scopedLive("migrate creates the tables in a fresh schema; a second run has nothing to do", () =>
+    Effect.gen(function*() {
+      const { schema, url } = yield* freshDatabase
+      const first = yield* cli(["migrate"], { DATABASE_URL: url })
+      assert.strictEqual(first.code, 0, first.stderr)
+      const ids = Object.keys(Migrations.migrations)
+      for (const id of ids) assert.include(first.stdout, `ran ${id}\n`)
+      assert.include(first.stdout, `Ran ${ids.length} migrations.`)
+
+      const tables = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql<{ table_name: string }>`
+          SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema}`
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+      const names = tables.map((row) => row.table_name)
+      for (const table of ["tenants", "tenant_outbox", "tenant_deliveries", Migrations.TABLE]) {
+        assert.include(names, table)
+      }
+
+      const second = yield* cli(["migrate"], { DATABASE_URL: url })
+      assert.strictEqual(second.code, 0, second.stderr)
+      assert.strictEqual(second.stdout, `Nothing to migrate: all ${ids.length} migrations have run.\n`)
+    }))
+
+  it.scopedLive("relay without SMTP_URL fails at once, naming the variable, without a stack trace", () =>
+    Effect.gen(function*() {
+      const { url } = yield* freshDatabase
+      const { env } = yield* relayServers
+      const { SMTP_URL: _, ...withoutSmtp } = env
+      const ended = yield* cli(["relay"], { ...withoutSmtp, DATABASE_URL: url })
+      assert.strictEqual(ended.code, Cli.ExitCode.configuration)
+      assert.strictEqual(ended.stderr, "tenant-infra: SMTP_URL is not set\n")
+      assert.strictEqual(ended.stdout, "")
+    }))
+
+  it.scopedLive("a database it cannot reach is named by its variable, and its password is never printed", () =>
+    Effect.gen(function*() {
+      const password = "pw-that-must-not-show"
+      // Port 1 on loopback: nothing listens, the connection is refused at once.
+      const [ended, missing] = yield* Effect.all([
+        cli(["stats"], { DATABASE_URL: `postgres://tenant:${password}@127.0.0.1:1/tenants` }),
+        cli(["stats"], {})
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(ended.code, Cli.ExitCode.failure)
+      assert.match(ended.stderr, /^tenant-infra: cannot connect to the database of DATABASE_URL: .*ECONNREFUSED/)
+      assert.notInclude(ended.stderr + ended.stdout, password)
+      assert.strictEqual(missing.code, Cli.ExitCode.configuration)
+      assert.strictEqual(missing.stderr, "tenant-infra: DATABASE_URL is not set\n")
+    }))
+
+  it.scopedLive("relay delivers a new tenant's welcome e-mail, and SIGTERM stops it gracefully (exit 0)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* freshDatabase
+      const { env, smtp } = yield* relayServers
+      const relay = yield* startRelay({ ...env, DATABASE_URL: url })
+
+      const context = yield* repositoryAt(url)
+      const { event, tenant } = yield* newTenant()
+      yield* Context.get(context, TenantRepository.TenantRepository).insert(tenant, event)
+      yield* eventually(
+        () => `the welcome e-mail:\n${relay.stderr()}`,
+        Effect.sync(() => smtp.accepted().some((message) => message.to.includes(tenant.contact.email)))
+      )
+
+      yield* relay.kill("SIGTERM")
+      const ended = yield* relay.ended.pipe(Effect.timeoutFail({
+        duration: "5 seconds",
+        onTimeout: () => new Error(`the relay did not stop on SIGTERM:\n${relay.stderr()}`)
+      }))
+      assert.strictEqual(ended.code, 0, ended.stderr)
+      assert.include(ended.stderr, "outbox relay stopped")
+      const stats = yield* Context.get(context, DeliveryLedger).stats
+      assert.deepInclude(stats, { delivered: 1, pending: 0, inFlight: 0, dead: 0 })
+    }))
+
+  it.scopedLive("dead-letters, replay --all and stats on a fresh schema: nothing dead, nothing replayed", () =>
+    Effect.gen(function*() {
+      const { url } = yield* freshDatabase
+      // Side by side: each migrates the schema first, and the migrations take turns.
+      const [deadLetters, replayed, stats] = yield* Effect.all([
+        cli(["dead-letters"], { DATABASE_URL: url }),
+        cli(["replay", "--all"], { DATABASE_URL: url }),
+        cli(["stats"], { DATABASE_URL: url })
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(deadLetters.code, 0, deadLetters.stderr)
+      assert.strictEqual(deadLetters.stdout, "0 dead letters.\n")
+      assert.strictEqual(replayed.code, 0, replayed.stderr)
+      assert.strictEqual(replayed.stdout, "Replayed 0 dead letters.\n")
+      assert.strictEqual(stats.code, 0, stats.stderr)
+      assert.deepStrictEqual(stats.stdout.trimEnd().split("\n").map((line) => line.split(/\s{2,}/)), [
+        ["unexpanded events", "0"],
+        ["pending", "0"],
+        ["in flight", "0"],
+        ["delivered", "0"],
+        ["dead", "0"],
+        ["oldest pending", "-"]
+      ])
+    }))
+
+  it.scopedLive("a message the server refuses is listed by dead-letters, replayed by key, and counted by stats", () =>
+    Effect.gen(function*() {
+      const { url } = yield* freshDatabase
+      const { env, smtp } = yield* relayServers
+      smtp.setFallback("550")
+      const relay = yield* startRelay({ ...env, DATABASE_URL: url })
+      const context = yield* repositoryAt(url)
+      const ledger = Context.get(context, DeliveryLedger)
+      const { event, tenant } = yield* newTenant()
+      yield* Context.get(context, TenantRepository.TenantRepository).insert(tenant, event)
+      yield* eventually(
+        () => `the dead letter:\n${relay.stderr()}`,
+        Effect.map(ledger.stats, (stats) => stats.dead === 1)
+      )
+      yield* relay.kill("SIGTERM")
+      assert.strictEqual((yield* relay.ended).code, 0)
+
+      const listed = yield* cli(["dead-letters", "--limit", "10"], { DATABASE_URL: url })
+      assert.strictEqual(listed.code, 0, listed.stderr)
+      const [line, count, ...rest] = listed.stdout.split("\n")
+      const [key, channel, recipient, error] = (line ?? "").split("\t")
+      assert.strictEqual(key, `${event.eventId}:email:${tenant.contact.email}`)
+      assert.strictEqual(channel, "email")
+      assert.strictEqual(recipient, tenant.contact.email)
+      assert.match(error ?? "", /^Permanent: .*550/)
+      assert.strictEqual(count, "1 dead letter.")
+      assert.deepStrictEqual(rest, [""])
+
+      const replayed = yield* cli(["replay", "--key", key ?? "", "--key", "no-such-key"], { DATABASE_URL: url })
+      assert.strictEqual(replayed.code, 0, replayed.stderr)
+      assert.strictEqual(replayed.stdout, "Replayed 1 dead letter.\n1 of the keys given named no dead letter.\n")
+
+      assert.deepInclude(yield* ledger.stats, { pending: 1, dead: 0 })
+    }))
+
+  it.scopedLive("replay with neither --key nor --all is refused before touching the database (exit 2)", () =>
+    Effect.gen(function*() {
+      const [neither, both] = yield* Effect.all([
+        cli(["replay"], {}),
+        cli(["replay", "--all", "--key", "k"], {})
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(neither.code, Cli.ExitCode.usage)
+      assert.include(neither.stderr, "replay needs the dead letters to replay: --key KEY (repeatable), or --all")
+      assert.strictEqual(neither.stdout, "")
+      assert.strictEqual(both.code, Cli.ExitCode.usage)
+      assert.include(both.stderr, "replay takes --key or --all, not both")
+    }))
+
+  it.scopedLive("--version prints the package's version; --help lists the commands", () =>
+    Effect.gen(function*() {
+      const [version, help] = yield* Effect.all([cli(["--version"], {}), cli(["--help"], {})], {
+        concurrency: "unbounded"
+      })
+      assert.strictEqual(version.code, 0)
+      assert.strictEqual(version.stdout.trim(), "0.1.0")
+      assert.strictEqual(help.code, 0)
+      for (const command of ["migrate", "relay", "dead-letters", "replay", "stats"]) {
+        assert.include(help.stdout, `- ${command}`)
+      }
+    }))
+})
+
+describe("Cli.exitCode", () => {
+  it("0 for success and for a stop by interruption; 2 for usage, 3 for configuration, 1 otherwise", () => {
+    assert.strictEqual(Cli.exitCode(Exit.void), 0)
+    assert.strictEqual(Cli.exitCode(Exit.interrupt(FiberId.none)), 0)
+    assert.strictEqual(Cli.exitCode(Exit.fail(ValidationError.invalidValue(HelpDoc.p("--limit")))), 2)
+    assert.strictEqual(Cli.exitCode(Exit.fail(ConfigError.MissingData(["SMTP_URL"], "missing"))), 3)
+    assert.strictEqual(
+      Cli.exitCode(Exit.failCause(Cause.parallel(
+        Cause.fail(ConfigError.MissingData(["SMTP_URL"], "missing")),
+        Cause.interrupt(FiberId.none)
+      ))),
+      3
+    )
+    assert.strictEqual(Cli.exitCode(Exit.fail(new Cli.DatabaseUnavailable({ cause: new Error("refused") }))), 1)
+    assert.strictEqual(Cli.exitCode(Exit.die(new Error("bug"))), 1)
+  })
+})
