@@ -2,6 +2,8 @@
  * `npm run bench`: runs every benchmark in turn, then prints a summary. A benchmark that fails stops the run
  * with a non-zero exit (after its own clean-up); a goal that is not met does not: these are measurements.
  *
+ * `npm run bench -- outbox cache` runs only the benchmarks whose name holds one of the words given.
+ *
  * To add a benchmark, write a module that exports a `Harness.Benchmark` and list it in `benchmarks`.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -15,6 +17,8 @@ import * as CacheMemoryHit from "./cacheMemoryHit.js"
 import * as CacheStampede from "./cacheStampede.js"
 import * as FindById from "./findById.js"
 import * as Harness from "./harness.js"
+import * as OutboxLag from "./outboxLag.js"
+import * as OutboxThroughput from "./outboxThroughput.js"
 import * as SmtpThroughput from "./smtpThroughput.js"
 
 const benchmarks: ReadonlyArray<Harness.Benchmark> = [
@@ -23,7 +27,9 @@ const benchmarks: ReadonlyArray<Harness.Benchmark> = [
   CacheHit.benchmark,
   CacheMemoryHit.benchmark,
   CacheStampede.benchmark,
-  CacheBroadcast.benchmark
+  CacheBroadcast.benchmark,
+  OutboxThroughput.benchmark,
+  OutboxLag.benchmark
 ]
 
 const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.Report]>): string => {
@@ -55,9 +61,14 @@ const summary = (reports: ReadonlyArray<readonly [name: string, report: Harness.
   return `${measured}\n\n${compared}`
 }
 
+const chosen = process.argv.slice(2)
+const selected = chosen.length === 0
+  ? benchmarks
+  : benchmarks.filter((benchmark) => chosen.some((word) => benchmark.name.includes(word)))
+
 const main = Effect.gen(function*() {
   const reports: Array<readonly [string, Harness.Report]> = []
-  for (const benchmark of benchmarks) {
+  for (const benchmark of selected) {
     yield* Console.log(`\n== ${benchmark.name}`)
     const [elapsed, report] = yield* Effect.timed(benchmark.run)
     yield* Console.log(`  done in ${Harness.format(Duration.toSeconds(elapsed), 1)} s`)

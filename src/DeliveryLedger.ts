@@ -173,6 +173,13 @@ export interface Service {
   /** Records the outcome of a claim; `false` when a later claim took the message (nothing is changed then). */
   readonly finish: (claim: Claim, outcome: Outcome) => Effect.Effect<boolean, RepositoryError>
   /**
+   * Records several outcomes at once, each as `finish` would (one statement and one commit in PostgreSQL);
+   * returns, in the same order, whether each was recorded.
+   */
+  readonly finishAll: (
+    outcomes: ReadonlyArray<{ readonly claim: Claim; readonly outcome: Outcome }>
+  ) => Effect.Effect<ReadonlyArray<boolean>, RepositoryError>
+  /**
    * Extends the leases of these claims, those still current (no later claim took the message, no outcome
    * recorded), to `lease` from now; returns how many. A relay renews only what it is still working on, so a
    * message whose outcome it could not record is let go when its lease expires.

@@ -22,12 +22,15 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -44,6 +47,7 @@ import { DeliveryLedger } from "./DeliveryLedger.js"
 import type { SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
 import { notificationsFor, TenantNotifications } from "./TenantNotifications.js"
+import type { RepositoryError } from "./TenantRepositoryError.js"
 
 /**
  * What to do with an e-mail whose last attempt may have been delivered (a drop after the body, a timeout, a
@@ -281,25 +285,76 @@ export const make = (
     const notifications = yield* TenantNotifications
     const owner = settings.relayId
     const signal = yield* Queue.sliding<void>(1)
-    const wake = Effect.asVoid(Queue.offer(signal, undefined))
+    // New events are looked for after a wake-up from the store or a poll, not after every delivery: a finished
+    // delivery can only make more of the known messages due.
+    let expandDue = true
+    const wake = Effect.zipRight(Effect.sync(() => (expandDue = true)), Queue.offer(signal, undefined))
+    const nudge = Effect.asVoid(Queue.offer(signal, undefined))
     // The claims this relay is working on: only their leases are renewed.
     const working = new Map<string, Claim>()
+    // Claiming a few messages at a time costs a query each: wait for a quarter of the slots (or an idle relay).
+    const claimAtLeast = Math.max(1, Math.floor(settings.concurrency / 4))
 
-    // A short outage of the ledger should not turn a sent message into an ambiguous one: retry for a moment.
+    // Tagging a metric builds a new key each time; these are built once per metric and tags.
+    const counters = new Map<Metric.Metric.Counter<number>, Map<string, Metric.Metric.Counter<number>>>()
+    const counter = (metric: Metric.Metric.Counter<number>, ...tags: ReadonlyArray<readonly [string, string]>) => {
+      const id = tags.map(([key, value]) => `${key}=${value}`).join("|")
+      let byTags = counters.get(metric)
+      if (byTags === undefined) {
+        byTags = new Map()
+        counters.set(metric, byTags)
+      }
+      let tagged = byTags.get(id)
+      if (tagged === undefined) {
+        tagged = tags.reduce((current, [key, value]) => Metric.tagged(current, key, value), metric)
+        byTags.set(id, tagged)
+      }
+      return tagged
+    }
+
+    const count = (claim: Claim, outcome: Outcome, recorded: boolean) => {
+      if (!recorded) return Metric.increment(fenced)
+      switch (outcome._tag) {
+        case "Delivered":
+          return Metric.increment(counter(delivered, ["channel", claim.channel]))
+        case "Retry":
+          return Effect.void
+        case "Dead":
+          return Metric.increment(counter(deadLettered, ["channel", claim.channel], ["error", outcome.error._tag]))
+        case "Cancelled":
+          return Metric.increment(counter(deadLettered, ["channel", claim.channel], ["error", "Cancelled"]))
+      }
+    }
+
+    // Outcomes are written in groups, one statement (and one commit) for all that finished meanwhile. A short
+    // outage of the ledger should not turn a sent message into an ambiguous one, so a group is retried for a
+    // moment before its deliveries give up.
+    interface Finished {
+      readonly claim: Claim
+      readonly outcome: Outcome
+      readonly recorded: Deferred.Deferred<boolean, RepositoryError>
+    }
+    const finished = yield* Queue.unbounded<Finished>()
+    yield* Effect.gen(function*() {
+      const group = Chunk.toReadonlyArray(yield* Queue.takeBetween(finished, 1, 256))
+      yield* ledger.finishAll(group).pipe(
+        Effect.retry(finishRetry),
+        Effect.exit,
+        Effect.flatMap((exit) =>
+          Effect.forEach(group, (item, index) =>
+            Deferred.complete(
+              item.recorded,
+              Exit.map(exit, (recorded) => recorded[index] === true)
+            ), { discard: true })
+        )
+      )
+    }).pipe(Effect.forever, Effect.forkScoped)
+
     const record = (claim: Claim, outcome: Outcome) =>
-      Effect.flatMap(ledger.finish(claim, outcome).pipe(Effect.retry(finishRetry)), (accepted) => {
-        const channel = (metric: Metric.Metric.Counter<number>) => Metric.tagged(metric, "channel", claim.channel)
-        if (!accepted) return Metric.increment(fenced)
-        switch (outcome._tag) {
-          case "Delivered":
-            return Metric.increment(channel(delivered))
-          case "Retry":
-            return Effect.void
-          case "Dead":
-            return Metric.increment(Metric.tagged(channel(deadLettered), "error", outcome.error._tag))
-          case "Cancelled":
-            return Metric.increment(Metric.tagged(channel(deadLettered), "error", "Cancelled"))
-        }
+      Effect.gen(function*() {
+        const recorded = yield* Deferred.make<boolean, RepositoryError>()
+        yield* Queue.offer(finished, { claim, outcome, recorded })
+        yield* count(claim, outcome, yield* Deferred.await(recorded))
       })
 
     const attempt = (claim: Claim): Effect.Effect<Outcome> => {
@@ -313,10 +368,10 @@ export const make = (
         Effect.either,
         Effect.tap((result) =>
           Metric.increment(
-            Metric.tagged(
-              Metric.tagged(attemptsFinished, "channel", claim.channel),
-              "outcome",
-              Either.isRight(result) ? "sent" : result.left._tag
+            counter(
+              attemptsFinished,
+              ["channel", claim.channel],
+              ["outcome", Either.isRight(result) ? "sent" : result.left._tag]
             )
           )
         ),
@@ -341,7 +396,7 @@ export const make = (
           captureStackTrace: false,
           attributes: { "message.key": claim.key, channel: claim.channel, attempt: claim.attempt }
         }),
-        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(claim.id)), wake)),
+        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(claim.id)), nudge)),
         Effect.uninterruptible
       )
 
@@ -366,14 +421,19 @@ export const make = (
       Effect.repeat(Schedule.spaced(Duration.divide(settings.lease, 3).pipe(Option.getOrElse(() => settings.lease)))),
       Effect.forkScoped
     )
+    // Closed before the writer of outcomes and the lease renewal stop: the stop waits for the deliveries.
     const deliveries = yield* FiberSet.make<void>()
 
+    /** One round: expand new events when due, then claim; true when there is likely more to claim at once. */
     const step = Effect.gen(function*() {
-      while ((yield* ledger.expand(settings.expandBatch)) === settings.expandBatch) {
-        // a full batch: there may be more
+      if (expandDue) {
+        expandDue = false
+        while ((yield* ledger.expand(settings.expandBatch)) === settings.expandBatch) {
+          // a full batch: there may be more
+        }
       }
       const free = settings.concurrency - working.size
-      if (free <= 0) return false
+      if (free < claimAtLeast && working.size > 0) return false
       // Claiming and starting the deliveries is one step that a stop waits for: a claim already records its
       // attempt as started, so a claim left unsent would later count as ambiguous.
       return yield* Effect.uninterruptible(Effect.gen(function*() {
@@ -384,12 +444,17 @@ export const make = (
         }
         return claims.length === free
       }))
-    })
+    }).pipe(Effect.onError(() => Effect.sync(() => (expandDue = true))))
 
     const loop = Effect.gen(function*() {
       for (;;) {
         const busy = yield* retryQuietly("claiming work", step)
-        if (!busy) yield* Effect.raceFirst(Queue.take(signal), Effect.sleep(settings.pollInterval))
+        if (busy) continue
+        const woken = yield* Effect.raceFirst(
+          Effect.as(Queue.take(signal), true),
+          Effect.as(Effect.sleep(settings.pollInterval), false)
+        )
+        if (!woken) expandDue = true
       }
     })
 
@@ -420,7 +485,7 @@ export const make = (
     yield* Effect.logInfo("outbox relay started").pipe(
       Effect.annotateLogs({ relay: owner, concurrency: settings.concurrency })
     )
-    return { relayId: owner, wake }
+    return { relayId: owner, wake: Effect.asVoid(wake) }
   })
 
 /**

@@ -523,7 +523,7 @@ for (const backend of storeBackends) {
           assert.deepStrictEqual(yield* senders.sent, [keyOf(events[0])])
         })))
 
-      /** The ledger, with `finish` failing the first `times` calls as a dropped connection would. */
+      /** The ledger, with recording outcomes failing the first `times` calls as a dropped connection would. */
       const finishFailing = (times: number) =>
         Layer.effect(
           DeliveryLedger,
@@ -532,10 +532,10 @@ for (const backend of storeBackends) {
             const failures = yield* Ref.make(0)
             return DeliveryLedger.of({
               ...ledger,
-              finish: (claimed, outcome) =>
+              finishAll: (outcomes) =>
                 Effect.flatMap(Ref.getAndUpdate(failures, (n) => n + 1), (n) =>
                   n >= times
-                    ? ledger.finish(claimed, outcome)
+                    ? ledger.finishAll(outcomes)
                     : Effect.fail(new RepositoryError({ operation: "ledger.finish", detail: "connection reset" })))
             })
           })

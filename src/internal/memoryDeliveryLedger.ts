@@ -201,6 +201,7 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
     expand,
     claim,
     finish,
+    finishAll: (outcomes) => Effect.forEach(outcomes, ({ claim: claimed, outcome }) => finish(claimed, outcome)),
     renew: (claims, lease) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         let renewed = 0

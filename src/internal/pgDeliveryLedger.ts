@@ -130,22 +130,32 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.withSpan("DeliveryLedger.expand", { captureStackTrace: false })
       )
 
+    // The due messages are taken from the due index first, a window of a few times the limit, and only those
+    // are checked for the tenant order: that keeps the claim cheap whatever the backlog and whether or not the
+    // tables have statistics yet (without them, PostgreSQL would check every pending row, then sort). A window
+    // full of messages that wait for an earlier one of their tenant claims less than it could until those go.
     const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) =>
       sql<ClaimRow>`
-        WITH due AS (
+        WITH candidates AS MATERIALIZED (
+          SELECT id, tenant_id, tenant_version, next_attempt_at FROM tenant_deliveries
+          WHERE status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+          ORDER BY next_attempt_at, id
+          LIMIT ${limit * 4 + 100}
+        ),
+        due AS (
           SELECT d.id,
             EXISTS (SELECT 1 FROM tenant_delivery_attempts a WHERE a.delivery_id = d.id AND a.finished_at IS NULL)
               AS interrupted
-          FROM tenant_deliveries d
+          FROM candidates c JOIN tenant_deliveries d ON d.id = c.id
           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
             AND (d.lease_until IS NULL OR d.lease_until < now())
             AND NOT EXISTS (
               SELECT 1 FROM tenant_deliveries e
-              WHERE e.status = 'pending' AND e.tenant_id = d.tenant_id AND e.tenant_version < d.tenant_version)
+              WHERE e.status = 'pending' AND e.tenant_id = c.tenant_id AND e.tenant_version < c.tenant_version)
             AND NOT EXISTS (
               SELECT 1 FROM tenant_outbox o
-              WHERE o.expanded_at IS NULL AND o.tenant_id = d.tenant_id AND o.tenant_version < d.tenant_version)
-          ORDER BY d.next_attempt_at, d.id
+              WHERE o.expanded_at IS NULL AND o.tenant_id = c.tenant_id AND o.tenant_version < c.tenant_version)
+          ORDER BY c.next_attempt_at, c.id
           LIMIT ${limit}
           FOR UPDATE OF d SKIP LOCKED
         ),
@@ -193,36 +203,67 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.withSpan("DeliveryLedger.claim", { captureStackTrace: false })
       )
 
-    // The message row is updated first, under the fencing check, and the attempt closed only through it: a
+    // Each message row is updated first, under the fencing check, and its attempt closed only through it: a
     // relay whose lease passed on changes nothing (the next claim has already closed its attempt).
-    const finish: DeliveryLedger.Service["finish"] = (claimed, outcome) => {
-      const next = Rules.transitionOf(outcome)
-      return sql<{ accepted: number }>`
-        WITH d AS (
-          UPDATE tenant_deliveries SET
-            status = ${next.status},
+    const finishAll: DeliveryLedger.Service["finishAll"] = (outcomes) => {
+      if (outcomes.length === 0) return Effect.succeed([])
+      const input = outcomes.map(({ claim: claimed, outcome }) => {
+        const next = Rules.transitionOf(outcome)
+        return {
+          id: claimed.id,
+          epoch: claimed.epoch,
+          attempt: claimed.attempt,
+          status: next.status,
+          attempt_outcome: next.attemptOutcome,
+          detail: next.detail ?? null,
+          provider_id: next.providerId ?? null,
+          last_error: next.lastError ?? null,
+          failed: next.failed,
+          ambiguous: next.ambiguous,
+          retry_after_ms: next.retryAfterMillis
+        }
+      })
+      return sql<{ id: string }>`
+        WITH input AS (
+          SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS i(
+            id bigint, epoch bigint, attempt integer, status text, attempt_outcome text, detail text,
+            provider_id text, last_error text, failed integer, ambiguous integer, retry_after_ms float8)
+        ),
+        d AS (
+          UPDATE tenant_deliveries t SET
+            status = i.status,
             lease_owner = NULL,
             lease_until = NULL,
-            next_attempt_at = now() + ${next.retryAfterMillis}::float8 * interval '1 millisecond',
-            failures = failures + ${next.failed},
-            ambiguous_attempts = ambiguous_attempts + ${next.ambiguous},
-            provider_id = COALESCE(${next.providerId ?? null}::text, provider_id),
-            last_error = COALESCE(${next.lastError ?? null}::text, last_error),
-            finished_at = CASE WHEN ${next.status}::text = 'pending' THEN NULL ELSE now() END
-          WHERE id = ${claimed.id} AND lease_epoch = ${claimed.epoch} AND status = 'pending'
-          RETURNING id
+            next_attempt_at = now() + i.retry_after_ms * interval '1 millisecond',
+            failures = t.failures + i.failed,
+            ambiguous_attempts = t.ambiguous_attempts + i.ambiguous,
+            provider_id = COALESCE(i.provider_id, t.provider_id),
+            last_error = COALESCE(i.last_error, t.last_error),
+            finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
+          FROM input i
+          WHERE t.id = i.id AND t.lease_epoch = i.epoch AND t.status = 'pending'
+          RETURNING t.id
         ),
         a AS (
-          UPDATE tenant_delivery_attempts t SET
-            finished_at = now(), outcome = ${next.attemptOutcome}, detail = ${next.detail ?? null}::text
-          FROM d WHERE t.delivery_id = d.id AND t.attempt = ${claimed.attempt} AND t.finished_at IS NULL
+          UPDATE tenant_delivery_attempts x SET finished_at = now(), outcome = i.attempt_outcome, detail = i.detail
+          FROM input i JOIN d ON d.id = i.id
+          WHERE x.delivery_id = i.id AND x.attempt = i.attempt AND x.finished_at IS NULL
         )
-        SELECT count(*)::int AS accepted FROM d`.pipe(
-        Effect.map((rows) => (rows[0]?.accepted ?? 0) > 0),
+        SELECT id::text AS id FROM d`.pipe(
+        Effect.map((rows) => {
+          const recorded = new Set(rows.map((row) => row.id))
+          return outcomes.map(({ claim: claimed }) => recorded.has(claimed.id))
+        }),
         Effect.mapError(failure("finish")),
-        Effect.withSpan("DeliveryLedger.finish", { captureStackTrace: false })
+        Effect.withSpan("DeliveryLedger.finishAll", {
+          captureStackTrace: false,
+          attributes: { count: outcomes.length }
+        })
       )
     }
+
+    const finish: DeliveryLedger.Service["finish"] = (claimed, outcome) =>
+      Effect.map(finishAll([{ claim: claimed, outcome }]), (recorded) => recorded[0] === true)
 
     const renew: DeliveryLedger.Service["renew"] = (claims, lease) =>
       claims.length === 0 ? Effect.succeed(0) : sql<{ id: string }>`
@@ -368,6 +409,7 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
       expand,
       claim,
       finish,
+      finishAll,
       renew,
       release,
       wakeups,

@@ -1,0 +1,245 @@
+/**
+ * Messages per second from the outbox to the memory senders through `OutboxRelay.layer` on PostgreSQL (local,
+ * a fresh schema per scenario, `Postgres.layer`'s default pool): the outbox is filled first with `EVENTS` tenant
+ * creations (one welcome e-mail each), then the relays start, and the clock runs from their start until the
+ * ledger's stats count every message delivered. Scenarios:
+ *
+ * - one relay with the default settings (concurrency 32): the goal, as a user gets it;
+ * - one relay with concurrency 128, the best of 32, 64, 128 and 256 on a 2-core machine: each claim costs the
+ *   relay's loop a fixed price (an expansion pass and the claim statement, waiting for a pooled connection
+ *   behind the finishes), so fewer, larger claims go further; also held to the goal;
+ * - two relays with the default settings in one process, on the same pool (for information).
+ *
+ * Baselines from the same run: filling the outbox (`TenantRepository.insert`, `POOL_SIZE` at once), and the same
+ * messages handed straight to `TenantNotifications.deliver` over fresh memory senders (as many at once as the
+ * relay sends), without the ledger: the ceiling the relay's bookkeeping leaves room under.
+ *
+ * A relay scenario's latencies are, per message, the time from the relays' start to its send (p50: half the
+ * messages were out). The comparisons held to the goal are seconds per 1,000 messages: at most 1 s is at least
+ * 1,000 messages per second.
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Array from "effect/Array"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
+import * as DeliveryLedger from "../src/DeliveryLedger.js"
+import * as Mailer from "../src/Mailer.js"
+import * as OutboxRelay from "../src/OutboxRelay.js"
+import * as SmsGateway from "../src/SmsGateway.js"
+import type { TenantCreated } from "../src/TenantEvent.js"
+import * as TenantLifecycle from "../src/TenantLifecycle.js"
+import * as TenantNotifications from "../src/TenantNotifications.js"
+import * as TenantRepository from "../src/TenantRepository.js"
+import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
+import * as Harness from "./harness.js"
+
+const EVENTS = 5_000
+/** `Postgres.layer`'s default pool. */
+const POOL_SIZE = 10
+/** `OutboxRelay`'s default. */
+const RELAY_CONCURRENCY = 32
+/** The best of 32, 64, 128 and 256 on a 2-core machine (see the module's comment). */
+const TUNED_CONCURRENCY = 128
+const GOAL_SECONDS_PER_THOUSAND = 1
+const DEADLINE = Duration.seconds(60)
+
+const senders = (mailer: Layer.Layer<Mailer.Mailer>) =>
+  TenantNotifications.layer().pipe(Layer.provide(Layer.merge(mailer, SmsGateway.layerMemory)))
+
+const percentile = (sorted: Float64Array, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
+
+/**
+ * A measurement of `latencies` (nanoseconds, one per message, sorted in place) over `wallNanos`; the lag benchmark
+ * uses it too.
+ */
+export const measurementOf = (name: string, latencies: Float64Array, wallNanos: number): Harness.Measurement => {
+  const sorted = latencies.sort()
+  return {
+    name,
+    ops: sorted.length,
+    opsPerSecond: sorted.length / (wallNanos / 1e9),
+    meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
+    p50Micros: percentile(sorted, 0.5) / 1e3,
+    p99Micros: percentile(sorted, 0.99) / 1e3,
+    roundNanos: [wallNanos]
+  }
+}
+
+/**
+ * Runs `effect` on each of `inputs`, `concurrency` at once, and measures each run and the whole; named `name`.
+ */
+const measureEach = <I, A, E, R>(
+  name: string,
+  inputs: ReadonlyArray<I>,
+  concurrency: number,
+  effect: (input: I) => Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function*() {
+    const latencies = new Float64Array(inputs.length)
+    const start = process.hrtime.bigint()
+    const results = yield* Effect.forEach(inputs, (input, index) =>
+      Effect.suspend(() => {
+        const began = process.hrtime.bigint()
+        return Effect.tap(effect(input), () => {
+          latencies[index] = Number(process.hrtime.bigint() - began)
+        })
+      }), { concurrency })
+    const measurement = measurementOf(name, latencies, Number(process.hrtime.bigint() - start))
+    return { measurement, results }
+  })
+
+/** `EVENTS` tenant creations, stored `POOL_SIZE` at once; each calls for one welcome e-mail. */
+const fill = Effect.flatMap(
+  TenantRepository.TenantRepository,
+  (repository) =>
+    measureEach("fill the outbox (insert)", Array.range(1, EVENTS), POOL_SIZE, (n) =>
+      Effect.gen(function*() {
+        const id = yield* TenantLifecycle.newTenantId
+        const { event, tenant } = yield* TenantLifecycle.create(id, {
+          code: `outbox-${n}`,
+          name: `Outbox Tenant ${n}`,
+          contact: { email: `admin${n}@bench.test` }
+        }, yield* TenantLifecycle.stamp({ actor: "bench" }))
+        yield* repository.insert(tenant, event)
+        return event
+      }))
+)
+
+/**
+ * `TenantNotifications` over the memory senders, the mailer noting in `sentAt` when each key was first sent
+ * (`performance.now()`) and counting in `repeats` the sends of a key already sent. The lag benchmark uses it too.
+ */
+export const recordingSenders = (sentAt: Map<string, number>, repeats: { count: number }) =>
+  senders(
+    Layer.effect(
+      Mailer.Mailer,
+      Effect.map(Mailer.Mailer, (mailer) =>
+        Mailer.Mailer.of({
+          ...mailer,
+          send: (message) =>
+            Effect.tap(mailer.send(message), () => {
+              if (sentAt.has(message.key)) repeats.count++
+              else sentAt.set(message.key, performance.now())
+            })
+        }))
+    ).pipe(Layer.provide(Mailer.layerMemory()))
+  )
+
+/** The baseline without the ledger: every message of `events` through `deliver`, `RELAY_CONCURRENCY` at once. */
+const sendersAlone = (events: ReadonlyArray<TenantCreated>) =>
+  Effect.gen(function*() {
+    const notifications = yield* TenantNotifications.TenantNotifications
+    const { measurement } = yield* measureEach(
+      "senders alone (no ledger)",
+      events.flatMap(TenantNotifications.notificationsFor),
+      RELAY_CONCURRENCY,
+      notifications.deliver
+    )
+    return measurement
+  }).pipe(Effect.provide(senders(Mailer.layerMemory())))
+
+/**
+ * A fresh schema, the outbox filled, then `relays` relays started on one pool and timed until the ledger counts
+ * every message delivered (polled only once the mailer has seen them all, so that polling costs the relays
+ * nothing while they work).
+ */
+const scenario = (name: string, relays: number, options: OutboxRelay.Options) =>
+  Effect.scoped(Effect.gen(function*() {
+    const url = urlWithSchema(yield* freshSchemaNamed("bench"))
+    const store = yield* Layer.build(
+      TenantRepository.layerPg.pipe(
+        Layer.provideMerge(PgClient.layer({
+          url: Redacted.make(url),
+          maxConnections: POOL_SIZE,
+          connectTimeout: "5 seconds"
+        }))
+      )
+    )
+    const filled = yield* Effect.provide(fill, store)
+    const sentAt = new Map<string, number>()
+    const repeats = { count: 0 }
+    const context = Context.merge(store, yield* Layer.build(recordingSenders(sentAt, repeats)))
+    const ledger = Context.get(context, DeliveryLedger.DeliveryLedger)
+
+    const start = performance.now()
+    yield* Effect.forEach(Array.range(1, relays), () => Layer.build(OutboxRelay.layer(options))).pipe(
+      Effect.provide(context)
+    )
+    const stats = yield* Effect.gen(function*() {
+      while (sentAt.size < EVENTS) yield* Effect.sleep("5 millis")
+      for (;;) {
+        const stats = yield* ledger.stats
+        if (stats.delivered + stats.dead >= EVENTS) return stats
+        yield* Effect.sleep("2 millis")
+      }
+    }).pipe(
+      Effect.timeout(DEADLINE),
+      Effect.catchTag(
+        "TimeoutException",
+        () => Effect.dieMessage(`${name}: the relays did not deliver every message within ${Duration.format(DEADLINE)}`)
+      )
+    )
+    const wallNanos = (performance.now() - start) * 1e6
+    if (stats.dead > 0 || repeats.count > 0 || sentAt.size !== EVENTS) {
+      return yield* Effect.dieMessage(
+        `${name}: ${sentAt.size} messages sent, ${repeats.count} repeats, ${stats.dead} dead; expected ${EVENTS} once`
+      )
+    }
+    const latencies = Float64Array.from(sentAt.values(), (at) => (at - start) * 1e6)
+    return { filled, delivered: measurementOf(name, latencies, wallNanos) }
+  }))
+
+const describe = (measurement: Harness.Measurement, unit: string, latency: string) =>
+  `  ${measurement.name.padEnd(28)} ${Harness.format(measurement.opsPerSecond).padStart(6)} ${unit}/s  ` +
+  `${Harness.format(measurement.roundNanos.reduce((sum, nanos) => sum + nanos, 0) / 1e9, 2)} s  ` +
+  `${latency} p50 ${Harness.format(measurement.p50Micros / 1e3, 1)} ms  p99 ${
+    Harness.format(measurement.p99Micros / 1e3, 1)
+  } ms`
+
+const secondsPerThousand = (measurement: Harness.Measurement) => 1_000 / measurement.opsPerSecond
+
+const program = Effect.gen(function*() {
+  yield* Console.log(
+    `${Harness.format(EVENTS)} TenantCreated events (one welcome e-mail each), a fresh schema per scenario, ` +
+      `pool of ${POOL_SIZE}, memory senders; relays otherwise at their defaults`
+  )
+  const byDefault = yield* scenario(`1 relay, concurrency ${RELAY_CONCURRENCY}`, 1, {})
+  yield* Console.log(describe(byDefault.filled.measurement, "events", "per insert"))
+  yield* Console.log(describe(byDefault.delivered, "msg", "start to send"))
+  const tuned = yield* scenario(`1 relay, concurrency ${TUNED_CONCURRENCY}`, 1, { concurrency: TUNED_CONCURRENCY })
+  yield* Console.log(describe(tuned.delivered, "msg", "start to send"))
+  const two = yield* scenario(`2 relays, concurrency ${RELAY_CONCURRENCY}`, 2, {})
+  yield* Console.log(describe(two.delivered, "msg", "start to send"))
+  const alone = yield* sendersAlone(byDefault.filled.results)
+  yield* Console.log(describe(alone, "msg", "per send"))
+  for (const { delivered } of [byDefault, tuned]) {
+    yield* Console.log(
+      `  ${delivered.name}: ${Harness.format(secondsPerThousand(delivered), 2)} s per 1,000 messages; ` +
+        `goal <= ${Harness.format(GOAL_SECONDS_PER_THOUSAND, 2)} s (at least 1,000 msg/s)`
+    )
+  }
+  const report: Harness.Report = {
+    measurements: [byDefault.filled.measurement, byDefault.delivered, tuned.delivered, two.delivered, alone],
+    comparisons: [
+      ...[byDefault, tuned].map(({ delivered }) => ({
+        name: `s per 1,000 messages, ${delivered.name}`,
+        ratio: secondsPerThousand(delivered),
+        goal: GOAL_SECONDS_PER_THOUSAND
+      })),
+      { name: `s per 1,000 messages, ${two.delivered.name}`, ratio: secondsPerThousand(two.delivered) }
+    ]
+  }
+  return report
+})
+
+export const benchmark: Harness.Benchmark = {
+  name: "outbox throughput",
+  run: program.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
+}
