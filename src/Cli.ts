@@ -233,7 +233,7 @@ const oneLine = (text: string) => text.replace(/\s+/g, " ").trim()
 const deadLetters = Command.make("dead-letters", { limit }, ({ limit }) =>
   Effect.gen(function*() {
     const ledger = yield* DeliveryLedger
-    const [letters, stats] = yield* Effect.all([ledger.list({ status: "dead", limit }), ledger.stats])
+    const [letters, stats] = yield* Effect.all([ledger.list({ status: "dead", limit }), ledger.backlog])
     for (const letter of letters) {
       const error = Option.match(letter.lastError, { onNone: () => "-", onSome: oneLine })
       yield* Console.log([letter.key, letter.channel, letter.recipient, error].join("\t"))
@@ -288,6 +288,7 @@ const stats = Command.make("stats", {}, () =>
     const stats = yield* ledger.stats
     const rows: ReadonlyArray<readonly [string, string]> = [
       ["unexpanded events", String(stats.unexpandedEvents)],
+      ["undecodable events", String(stats.undecodableEvents)],
       ["pending", String(stats.pending)],
       ["in flight", String(stats.inFlight)],
       ["delivered", String(stats.delivered)],

@@ -83,20 +83,33 @@ export type Outcome =
   | { readonly _tag: "Cancelled"; readonly reason: string }
 
 /**
- * Counts across the ledger: `pending` includes the messages `inFlight` (leased); `unexpandedEvents` are outbox
- * events no relay has turned into messages yet; `oldestPendingAt` is when the oldest event still waiting for a
- * message (or to be expanded) was recorded.
+ * What is still to do, cheap to count however long the ledger's history: `pending` includes the messages
+ * `inFlight` (leased); `unexpandedEvents` are outbox events no relay has turned into messages yet;
+ * `undecodableEvents` are events that got no messages because their payload did not decode (logged as errors
+ * when met; they need a fix of the data or the code); `oldestPendingAt` is when the oldest event still waiting
+ * for a message (or to be expanded) was recorded.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Stats {
+export interface Backlog {
   readonly unexpandedEvents: number
+  readonly undecodableEvents: number
   readonly pending: number
   readonly inFlight: number
-  readonly delivered: number
   readonly dead: number
   readonly oldestPendingAt: Option.Option<Date>
+}
+
+/**
+ * The backlog and the count of messages delivered (which grows with the ledger's history: counting it reads
+ * every delivered row in PostgreSQL).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats extends Backlog {
+  readonly delivered: number
 }
 
 /**
@@ -170,7 +183,10 @@ export interface Service {
   readonly claim: (
     options: { readonly owner: string; readonly limit: number; readonly lease: Duration.Duration }
   ) => Effect.Effect<ReadonlyArray<Claim>, RepositoryError>
-  /** Records the outcome of a claim; `false` when a later claim took the message (nothing is changed then). */
+  /**
+   * Records the outcome of a claim; `false` when a later claim took the message or the outcome is already
+   * recorded (nothing is changed then, so a finish repeated after a lost reply counts once).
+   */
   readonly finish: (claim: Claim, outcome: Outcome) => Effect.Effect<boolean, RepositoryError>
   /**
    * Records several outcomes at once, each as `finish` would (one statement and one commit in PostgreSQL);
@@ -192,6 +208,9 @@ export interface Service {
    * polls, since a signal can be lost.
    */
   readonly wakeups: Stream.Stream<void>
+  /** What is left to do; the relay's gauges read this every few seconds. */
+  readonly backlog: Effect.Effect<Backlog, RepositoryError>
+  /** The backlog and the delivered count, for operators (`tenant-infra stats`). */
   readonly stats: Effect.Effect<Stats, RepositoryError>
   /** Messages in key order; dead letters by default. */
   readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<Delivery>, InvalidInput | RepositoryError>

@@ -101,9 +101,12 @@ const indexSearch = Effect.gen(function*() {
  */
 const createDeliveryLedger = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`ALTER TABLE tenant_outbox ADD COLUMN expanded_at timestamptz, ADD COLUMN expand_error text`
-  yield* sql`UPDATE tenant_outbox SET expanded_at = now()`
+  // A default that is not volatile marks the existing rows without rewriting the table (PostgreSQL 11+);
+  // dropping it then leaves new events unexpanded.
+  yield* sql`ALTER TABLE tenant_outbox ADD COLUMN expanded_at timestamptz DEFAULT now(), ADD COLUMN expand_error text`
+  yield* sql`ALTER TABLE tenant_outbox ALTER COLUMN expanded_at DROP DEFAULT`
   yield* sql`CREATE INDEX tenant_outbox_unexpanded_idx ON tenant_outbox (position) WHERE expanded_at IS NULL`
+  yield* sql`CREATE INDEX tenant_outbox_undecodable_idx ON tenant_outbox (position) WHERE expand_error IS NOT NULL`
   yield* sql`
     CREATE TABLE tenant_deliveries (
       id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -134,7 +137,8 @@ const createDeliveryLedger = Effect.gen(function*() {
   yield* sql`
     CREATE INDEX tenant_deliveries_lease_owner_idx ON tenant_deliveries (lease_owner)
     WHERE status = 'pending' AND lease_owner IS NOT NULL`
-  yield* sql`CREATE INDEX tenant_deliveries_dead_idx ON tenant_deliveries (message_key) WHERE status = 'dead'`
+  yield* sql`
+    CREATE INDEX tenant_deliveries_dead_idx ON tenant_deliveries (message_key COLLATE "C") WHERE status = 'dead'`
   yield* sql`
     CREATE TABLE tenant_delivery_attempts (
       delivery_id bigint NOT NULL REFERENCES tenant_deliveries (id) ON DELETE CASCADE,

@@ -31,6 +31,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -74,7 +75,7 @@ export interface Options {
   readonly pollInterval?: Duration.DurationInput | undefined
   /** Outbox events expanded into messages per step (default 200). */
   readonly expandBatch?: number | undefined
-  /** Backoff between attempts, attempts before a message is dead, and the attempt timeout (default `SendRetry.defaults`). */
+  /** Backoff between attempts, attempts before a message is dead, and the attempt timeout (default {@link defaultRetry}). */
   readonly retry?: SendRetry.Options | undefined
   /** Default `resend`. */
   readonly ambiguousEmail?: AmbiguousEmailPolicy | undefined
@@ -177,6 +178,22 @@ export const lag = Metric.gauge("tenant_outbox_lag_seconds", {
   description: "Age of the oldest event whose messages are not all delivered or dead"
 })
 
+/**
+ * The relay's retry policy unless told otherwise: the shape of `SendRetry`'s (exponential from 1 s with ±20%
+ * jitter), but with a budget fit for a durable queue, since the ledger, not memory, holds a message between
+ * attempts: delays capped at 5 minutes and 20 attempts, so a provider outage of about an hour is waited out
+ * before messages are dead-lettered. Each attempt still has 30 s.
+ *
+ * @since 0.1.0
+ * @category retry
+ */
+export const defaultRetry: SendRetry.Options = {
+  baseDelay: Duration.seconds(1),
+  maxDelay: Duration.minutes(5),
+  maxAttempts: 20,
+  attemptTimeout: Duration.seconds(30)
+}
+
 interface Settings {
   readonly relayId: string
   readonly concurrency: number
@@ -194,7 +211,7 @@ const settingsOf = (options: Options): Settings => ({
   lease: Duration.decode(options.lease ?? Duration.seconds(15)),
   pollInterval: Duration.decode(options.pollInterval ?? Duration.seconds(1)),
   expandBatch: Math.max(1, Math.floor(options.expandBatch ?? 200)),
-  retry: options.retry ?? SendRetry.defaults,
+  retry: options.retry ?? defaultRetry,
   ambiguousEmail: options.ambiguousEmail ?? "resend",
   metricsInterval: Duration.decode(options.metricsInterval ?? Duration.seconds(5))
 })
@@ -290,8 +307,10 @@ export const make = (
     let expandDue = true
     const wake = Effect.zipRight(Effect.sync(() => (expandDue = true)), Queue.offer(signal, undefined))
     const nudge = Effect.asVoid(Queue.offer(signal, undefined))
-    // The claims this relay is working on: only their leases are renewed.
+    // The claims this relay is working on: only their leases are renewed. Keyed by lease, not message: after a
+    // lease lapsed, this relay may hold the same message again under a new epoch.
     const working = new Map<string, Claim>()
+    const leaseOf = (claim: Claim) => `${claim.id}:${claim.epoch}`
     // Claiming a few messages at a time costs a query each: wait for a quarter of the slots (or an idle relay).
     const claimAtLeast = Math.max(1, Math.floor(settings.concurrency / 4))
 
@@ -364,7 +383,14 @@ export const make = (
       if (notification === undefined) {
         return Effect.succeed({ _tag: "Cancelled", reason: "the event no longer calls for this message" })
       }
-      return SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(
+      // The delivery around this is uninterruptible (a stop waits for it); the send runs in a fiber of its own
+      // so that the attempt timeout can still cut it off, as an ambiguous attempt.
+      const send = SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(
+        Effect.interruptible,
+        Effect.forkDaemon,
+        Effect.flatMap(Fiber.join)
+      )
+      return send.pipe(
         Effect.either,
         Effect.tap((result) =>
           Metric.increment(
@@ -396,14 +422,18 @@ export const make = (
           captureStackTrace: false,
           attributes: { "message.key": claim.key, channel: claim.channel, attempt: claim.attempt }
         }),
-        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(claim.id)), nudge)),
+        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(leaseOf(claim))), nudge)),
         Effect.uninterruptible
       )
 
-    const retryQuietly = <A, E>(label: string, effect: Effect.Effect<A, E>) =>
+    // Failures and defects alike are logged and retried: a relay whose loop died would keep renewing leases and
+    // reporting gauges while delivering nothing.
+    const retryQuietly = <A, E>(label: string, effect: Effect.Effect<A, E>): Effect.Effect<A> =>
       effect.pipe(
-        Effect.tapErrorCause((cause) => Effect.logWarning(`outbox relay: ${label} failed`, cause)),
-        Effect.retry(Schedule.spaced(settings.pollInterval))
+        Effect.sandbox,
+        Effect.tapError((cause) => Effect.logWarning(`outbox relay: ${label} failed`, cause)),
+        Effect.retry(Schedule.spaced(settings.pollInterval)),
+        Effect.orDie
       )
 
     yield* Effect.addFinalizer(() =>
@@ -439,7 +469,7 @@ export const make = (
       return yield* Effect.uninterruptible(Effect.gen(function*() {
         const claims = yield* ledger.claim({ owner, limit: free, lease: settings.lease })
         for (const claim of claims) {
-          working.set(claim.id, claim)
+          working.set(leaseOf(claim), claim)
           yield* FiberSet.run(deliveries, deliver(claim))
         }
         return claims.length === free
@@ -458,7 +488,7 @@ export const make = (
       }
     })
 
-    const refreshGauges = Effect.flatMap(ledger.stats, (stats) =>
+    const refreshGauges = Effect.flatMap(ledger.backlog, (stats) =>
       Effect.all([
         Metric.set(pending, stats.pending),
         Metric.set(inFlight, stats.inFlight),
@@ -509,9 +539,9 @@ export const layer = (options: Options = {}): Layer.Layer<OutboxRelay, never, De
  * | `RELAY_LEASE` | `15 seconds` | how long a claim holds a message |
  * | `RELAY_POLL_INTERVAL` | `1 second` | how often to look for work without a wake-up |
  * | `RELAY_AMBIGUOUS_EMAIL` | `resend` | `resend` or `dead-letter` |
- * | `RELAY_MAX_ATTEMPTS` | `5` | attempts before a message is dead |
- * | `RELAY_BASE_DELAY` | `500 millis` | the first backoff |
- * | `RELAY_MAX_DELAY` | `30 seconds` | the longest backoff |
+ * | `RELAY_MAX_ATTEMPTS` | `20` | attempts before a message is dead |
+ * | `RELAY_BASE_DELAY` | `1 second` | the first backoff |
+ * | `RELAY_MAX_DELAY` | `5 minutes` | the longest backoff |
  * | `RELAY_ATTEMPT_TIMEOUT` | `30 seconds` | how long one attempt may take |
  *
  * @since 0.1.0
@@ -530,14 +560,14 @@ export const config: Config.Config<Options> = Config.all({
   ),
   maxAttempts: Config.integer("RELAY_MAX_ATTEMPTS").pipe(
     Config.validate({ message: "RELAY_MAX_ATTEMPTS must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(SendRetry.defaults.maxAttempts)
+    Config.withDefault(defaultRetry.maxAttempts)
   ),
   baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(
-    Config.withDefault(Duration.decode(SendRetry.defaults.baseDelay))
+    Config.withDefault(Duration.decode(defaultRetry.baseDelay))
   ),
-  maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(SendRetry.defaults.maxDelay))),
+  maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(defaultRetry.maxDelay))),
   attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
-    Config.withDefault(Duration.decode(SendRetry.defaults.attemptTimeout))
+    Config.withDefault(Duration.decode(defaultRetry.attemptTimeout))
   )
 }).pipe(Config.map((values): Options => ({
   relayId: Option.getOrUndefined(values.relayId),

@@ -206,6 +206,7 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(stats.code, 0, stats.stderr)
       assert.deepStrictEqual(stats.stdout.trimEnd().split("\n").map((line) => line.split(/\s{2,}/)), [
         ["unexpanded events", "0"],
+        ["undecodable events", "0"],
         ["pending", "0"],
         ["in flight", "0"],
         ["delivered", "0"],

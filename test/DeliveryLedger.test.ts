@@ -3,16 +3,20 @@
  * driven by hand, the way a relay would drive it: expand, claim, finish. Leases and backoff are real time (the
  * PostgreSQL ledger keeps the database's clock), so the suites run without test services and wait for real.
  */
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { randomUUID } from "node:crypto"
 import type { Claim, Delivery, Outcome } from "../src/DeliveryLedger.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as SendError from "../src/SendError.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
+import * as TenantRepository from "../src/TenantRepository.js"
 import {
   countsOf,
   findDelivery,
@@ -23,6 +27,7 @@ import {
   storedLife,
   updateWith
 } from "./utils/deliveryStores.js"
+import { layerClientInFreshSchema } from "./utils/postgres.js"
 
 const LONG = Duration.seconds(30)
 const SHORT = Duration.millis(150)
@@ -244,6 +249,17 @@ for (const backend of storeBackends) {
             assert.isTrue(Option.isNone(after.oldestPendingAt), "nothing waits")
           })))
 
+        it.effect("a finish repeated after its outcome was recorded is refused and counts once", () =>
+          inEmptyStore(Effect.gen(function*() {
+            const { claimed, key } = yield* oneClaimed("a")
+            const retry: Outcome = { _tag: "Retry", error: transient, after: Duration.seconds(5) }
+            assert.isTrue(yield* finish(claimed, retry))
+            const once = yield* findDelivery(key)
+            assert.isFalse(yield* finish(claimed, retry), "the reply to the first finish was lost, say")
+            assert.deepStrictEqual(yield* findDelivery(key), once)
+            assert.strictEqual(once.failures, 1)
+          })))
+
         it.effect("Retry: pending again, claimable only once `after` has passed", () =>
           inEmptyStore(Effect.gen(function*() {
             const { claimed, key } = yield* oneClaimed("a")
@@ -439,6 +455,30 @@ for (const backend of storeBackends) {
             const round4 = yield* claim("a")
             assert.deepStrictEqual(keysClaimed(round4), [deleted], "a dead message lets the next one go")
           })))
+
+        it.effect(
+          "a message behind many that wait for an earlier one of their tenant is still claimed",
+          () =>
+            inEmptyStore(Effect.gen(function*() {
+              // 1 + 120 events of one tenant: while its welcome is in flight, its 120 later messages wait, and they
+              // come before the other tenant's welcome in the due order, more of them than a claim first looks at.
+              const toggles = Array.from(
+                { length: 120 },
+                (_, index) => index % 2 === 0 ? TenantLifecycle.suspend : TenantLifecycle.activate
+              )
+              const busy = yield* storedLife({}, toggles)
+              const other = yield* storedLife({})
+              yield* expandAll
+              const [inFlight] = yield* claim("a", { limit: 1 })
+              assert.strictEqual(inFlight?.key, keyOf(busy.events[0]))
+              const found: Array<Claim> = []
+              for (let round = 0; round < 3 && found.length === 0; round++) {
+                found.push(...(yield* claim("b", { limit: 1 })))
+              }
+              assert.deepStrictEqual(found.map((claimed) => claimed.key), [keyOf(other.events[0])])
+            })),
+          { timeout: 30_000 }
+        )
       })
 
       describe("release and renew", () => {
@@ -504,3 +544,32 @@ for (const backend of storeBackends) {
     }
   )
 }
+
+layer(Layer.provideMerge(TenantRepository.layerPg, layerClientInFreshSchema), {
+  timeout: "60 seconds",
+  excludeTestServices: true
+})("DeliveryLedger [pg]: events that do not decode", (it) => {
+  it.effect("get no messages and are counted; a claimed message whose event stopped decoding is dead alone", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const ledger = yield* DeliveryLedger
+      const spoiled = yield* storedLife({})
+      const fine = yield* storedLife({})
+      yield* sql`
+        INSERT INTO tenant_outbox (event_id, tenant_id, tenant_version, event_type, payload, occurred_at)
+        VALUES (${randomUUID()}, ${randomUUID()}, 1, 'TenantCreated',
+          ${JSON.stringify({ _tag: "TenantCreated", written: "by hand" })}::jsonb, now())`
+      yield* expandAll
+      const backlog = yield* ledger.backlog
+      assert.deepStrictEqual([backlog.undecodableEvents, backlog.unexpandedEvents, backlog.pending], [1, 0, 2])
+
+      // A deploy changed the schema between expansion and claim, say.
+      yield* sql`UPDATE tenant_outbox SET payload = payload - 'tenantId' WHERE event_id = ${spoiled.events[0]?.eventId}`
+      const claims = yield* claim("a")
+      assert.deepStrictEqual(claims.map((claimed) => claimed.key), [keyOf(fine.events[0])])
+      const dead = yield* findDelivery(keyOf(spoiled.events[0]))
+      assert.strictEqual(dead.status, "dead")
+      assert.match(Option.getOrElse(dead.lastError, () => ""), /no longer decodes/)
+      assert.deepStrictEqual(historyOf(dead), ["1 a Cancelled"])
+    }))
+})

@@ -397,6 +397,30 @@ for (const backend of storeBackends) {
           })))
       })
 
+      it.effect("cuts off a send that hangs at the attempt timeout, as Ambiguous; a stop waits no longer than that", () =>
+        inEmptyStore(Effect.gen(function*() {
+          const hanging = yield* Deferred.make<void>()
+          const senders = yield* scriptedSenders((_channel, _key, tried) =>
+            tried === 0 ? Effect.zipRight(Deferred.succeed(hanging, undefined), Effect.never) : Effect.void
+          )
+          const timeoutAfter = { retry: { ...fastRetry, attemptTimeout: Duration.millis(300) } }
+          const { events } = yield* storedLife({})
+          const relayScope = yield* Scope.make()
+          yield* Layer.buildWithScope(relayLayer(senders.layer, timeoutAfter), relayScope)
+          yield* Deferred.await(hanging).pipe(Effect.timeout(Duration.seconds(5)))
+
+          const stopping = yield* Clock.currentTimeMillis
+          yield* Scope.close(relayScope, Exit.void)
+          const stopped = (yield* Clock.currentTimeMillis) - stopping
+          assert.isBelow(stopped, 2_000, "the stop waited for the timeout, not for the provider")
+          const cut = yield* findDelivery(keyOf(events[0]))
+          assert.deepStrictEqual([cut.status, outcomesOf(cut), cut.ambiguousAttempts], ["pending", ["Ambiguous"], 1])
+
+          yield* startRelay(senders.layer, timeoutAfter)
+          assert.deepStrictEqual(countsOf(yield* statsWhen(settled)), done(1))
+          assert.deepStrictEqual(outcomesOf(yield* findDelivery(keyOf(events[0]))), ["Ambiguous", "sent"])
+        })))
+
       it.effect("stops gracefully: the send under way finishes and is recorded, no lease is left", () =>
         inEmptyStore(Effect.gen(function*() {
           const sending = yield* Deferred.make<void>()

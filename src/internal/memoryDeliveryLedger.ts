@@ -176,13 +176,13 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
     Effect.map(Clock.currentTimeMillis, (now) => {
       const message = byId.get(claimed.id)
       if (message === undefined || message.epoch !== claimed.epoch || message.status !== "pending") return false
-      const next = Rules.transitionOf(outcome)
+      // A finish repeated after its outcome was recorded counts once.
       const attempt = message.log.find((entry) => entry.attempt === claimed.attempt && entry.finishedAt === undefined)
-      if (attempt !== undefined) {
-        attempt.finishedAt = now
-        attempt.outcome = next.attemptOutcome
-        attempt.detail = next.detail
-      }
+      if (attempt === undefined) return false
+      const next = Rules.transitionOf(outcome)
+      attempt.finishedAt = now
+      attempt.outcome = next.attemptOutcome
+      attempt.detail = next.detail
       message.status = next.status
       message.leaseOwner = undefined
       message.leaseUntil = undefined
@@ -194,6 +194,27 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
       if (next.status !== "pending") pending.delete(message)
       return true
     })
+
+  const backlog = Effect.map(Clock.currentTimeMillis, (now): DeliveryLedger.Backlog => {
+    let dead = 0
+    let inFlight = 0
+    let oldest = Number.POSITIVE_INFINITY
+    for (const message of messages.values()) if (message.status === "dead") dead++
+    for (const message of pending) {
+      if (message.leaseUntil !== undefined && message.leaseUntil > now) inFlight++
+      oldest = Math.min(oldest, message.recordedAt)
+    }
+    for (const entry of outbox.slice(expanded)) oldest = Math.min(oldest, entry.recordedAt.getTime())
+    return {
+      unexpandedEvents: outbox.length - expanded,
+      // The memory outbox holds decoded events: none can fail to decode.
+      undecodableEvents: 0,
+      pending: pending.size,
+      inFlight,
+      dead,
+      oldestPendingAt: Number.isFinite(oldest) ? Option.some(new Date(oldest)) : Option.none()
+    }
+  })
 
   const heldBy = (owner: string) => Array.from(pending).filter((message) => message.leaseOwner === owner)
 
@@ -227,28 +248,11 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
       listeners.add(listener)
       return Effect.sync(() => listeners.delete(listener))
     }),
-    stats: Effect.map(Clock.currentTimeMillis, (now) => {
+    backlog,
+    stats: Effect.map(backlog, (counts) => {
       let delivered = 0
-      let dead = 0
-      let inFlight = 0
-      let oldest = Number.POSITIVE_INFINITY
-      for (const message of messages.values()) {
-        if (message.status === "delivered") delivered++
-        else if (message.status === "dead") dead++
-        else {
-          if (message.leaseUntil !== undefined && message.leaseUntil > now) inFlight++
-          oldest = Math.min(oldest, message.recordedAt)
-        }
-      }
-      for (const entry of outbox.slice(expanded)) oldest = Math.min(oldest, entry.recordedAt.getTime())
-      return {
-        unexpandedEvents: outbox.length - expanded,
-        pending: pending.size,
-        inFlight,
-        delivered,
-        dead,
-        oldestPendingAt: Number.isFinite(oldest) ? Option.some(new Date(oldest)) : Option.none()
-      }
+      for (const message of messages.values()) if (message.status === "delivered") delivered++
+      return { ...counts, delivered }
     }),
     list: (options) =>
       Effect.map(Rules.decodeListOptions(options ?? {}), (query) =>

@@ -22,7 +22,9 @@ export const WAKE_CHANNEL = "tenant_outbox"
 const decodeEvent = Schema.decodeUnknownEither(TenantEvent)
 
 interface ClaimRow {
-  readonly id: string
+  /** How many due messages the claim's window held; the other columns are null when none was claimed. */
+  readonly scanned: number
+  readonly id: string | null
   readonly message_key: string
   readonly channel: Channel
   readonly lease_epoch: string
@@ -67,6 +69,17 @@ const failure = (operation: string) => (error: SqlError | ParseError) =>
 
 const millis = (duration: Duration.Duration) => Duration.toMillis(duration)
 
+/** The widest window of due messages a claim checks for the tenant order (see claim). */
+const MAX_WINDOW = 20_000
+
+/** An outcome for a message, by the lease it was claimed under. */
+interface Settlement {
+  readonly id: string
+  readonly epoch: number
+  readonly attempt: number
+  readonly outcome: DeliveryLedger.Outcome
+}
+
 /**
  * The ledger in PostgreSQL. Every step is one short statement (expansion is one short transaction), and none
  * is held open while a provider is called. Times are the database's (`now()`), so relays on hosts whose clocks
@@ -104,12 +117,17 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
           }
         }
         if (deliveries.length > 0) {
-          // The recorded time comes from the outbox row, so the lag counts from the commit, not the expansion.
+          // The recorded time comes from the outbox row, so the lag counts from the commit, not the expansion. A
+          // message behind an earlier one of its tenant that waits out a backoff is not due before it (see claim).
           yield* sql`
             INSERT INTO tenant_deliveries
-              (message_key, event_id, tenant_id, tenant_version, channel, recipient, event_recorded_at)
+              (message_key, event_id, tenant_id, tenant_version, channel, recipient, event_recorded_at,
+               next_attempt_at)
             SELECT d.message_key, d.event_id::uuid, d.tenant_id::uuid, d.tenant_version, d.channel, d.recipient,
-              o.recorded_at
+              o.recorded_at,
+              GREATEST(now(), (
+                SELECT max(e.next_attempt_at) FROM tenant_deliveries e
+                WHERE e.status = 'pending' AND e.tenant_id = d.tenant_id::uuid AND e.tenant_version < d.tenant_version))
             FROM jsonb_to_recordset(${JSON.stringify(deliveries)}::jsonb) AS d(
               message_key text, event_id text, tenant_id text, tenant_version integer, channel text, recipient text)
             JOIN tenant_outbox o ON o.event_id = d.event_id::uuid
@@ -132,15 +150,20 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
 
     // The due messages are taken from the due index first, a window of a few times the limit, and only those
     // are checked for the tenant order: that keeps the claim cheap whatever the backlog and whether or not the
-    // tables have statistics yet (without them, PostgreSQL would check every pending row, then sort). A window
-    // full of messages that wait for an earlier one of their tenant claims less than it could until those go.
-    const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) =>
-      sql<ClaimRow>`
+    // tables have statistics yet (without them, PostgreSQL would check every pending row, then sort). Messages
+    // that wait for an earlier one of their tenant can fill the window (a tenant with many events at once, many
+    // tenants behind messages in flight): when a full window yields less than asked, the next claim looks at
+    // one twice as wide, up to MAX_WINDOW, and the width falls back once windows are no longer full. Backoff
+    // hints (expand, finishAll) keep most waiting messages out of the window to begin with.
+    let widen = 1
+    const claim: DeliveryLedger.Service["claim"] = ({ lease, limit, owner }) => {
+      const window = Math.min(MAX_WINDOW, (limit * 4 + 100) * widen)
+      return sql<ClaimRow>`
         WITH candidates AS MATERIALIZED (
           SELECT id, tenant_id, tenant_version, next_attempt_at FROM tenant_deliveries
           WHERE status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
           ORDER BY next_attempt_at, id
-          LIMIT ${limit * 4 + 100}
+          LIMIT ${window}
         ),
         due AS (
           SELECT d.id,
@@ -180,39 +203,66 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
           INSERT INTO tenant_delivery_attempts (delivery_id, attempt, lease_epoch, relay)
           SELECT id, attempts, lease_epoch, ${owner} FROM claimed
         )
-        SELECT c.id, c.message_key, c.channel, c.lease_epoch, c.attempts, c.failures, c.interrupted, o.payload
-        FROM claimed c JOIN tenant_outbox o ON o.event_id = c.event_id`.pipe(
+        SELECT w.scanned, c.id, c.message_key, c.channel, c.lease_epoch, c.attempts, c.failures, c.interrupted,
+          o.payload
+        FROM (SELECT count(*)::int AS scanned FROM candidates) w
+        LEFT JOIN (claimed c JOIN tenant_outbox o ON o.event_id = c.event_id) ON true`.pipe(
         Effect.mapError(failure("claim")),
-        Effect.flatMap((rows) =>
-          Effect.forEach(rows, (row) =>
-            Either.match(decodeEvent(row.payload), {
-              onLeft: (error) => Effect.fail(failure("claim")(error)),
-              onRight: (event): Effect.Effect<DeliveryLedger.Claim> =>
-                Effect.succeed({
-                  id: row.id,
-                  key: row.message_key,
-                  channel: row.channel,
-                  epoch: Number(row.lease_epoch),
-                  attempt: row.attempts,
-                  failures: row.failures,
-                  interrupted: row.interrupted,
-                  event
-                })
-            }))
-        ),
-        Effect.withSpan("DeliveryLedger.claim", { captureStackTrace: false })
+        Effect.flatMap((rows) => {
+          const claimed = rows.filter((row): row is ClaimRow & { readonly id: string } => row.id !== null)
+          widen = claimed.length < limit && (rows[0]?.scanned ?? 0) >= window
+            ? Math.min(widen * 2, 256)
+            : Math.max(1, widen / 2)
+          const claims: Array<DeliveryLedger.Claim> = []
+          const undecodable: Array<Settlement> = []
+          for (const row of claimed) {
+            const decoded = decodeEvent(row.payload)
+            if (Either.isRight(decoded)) {
+              claims.push({
+                id: row.id,
+                key: row.message_key,
+                channel: row.channel,
+                epoch: Number(row.lease_epoch),
+                attempt: row.attempts,
+                failures: row.failures,
+                interrupted: row.interrupted,
+                event: decoded.right
+              })
+            } else {
+              undecodable.push({
+                id: row.id,
+                epoch: Number(row.lease_epoch),
+                attempt: row.attempts,
+                outcome: { _tag: "Cancelled", reason: `the event no longer decodes: ${decoded.left.message}` }
+              })
+            }
+          }
+          // An event that decoded at expansion and no longer does (a deploy changed its schema) is a dead letter
+          // for that message alone, to be replayed once fixed; the rest of the claim goes on.
+          return undecodable.length === 0 ? Effect.succeed(claims) : settle(undecodable).pipe(
+            Effect.zipLeft(
+              Effect.logError("outbox relay: claimed messages whose event does not decode are dead").pipe(
+                Effect.annotateLogs({ ids: undecodable.map((entry) => entry.id).join(",") })
+              )
+            ),
+            Effect.as(claims)
+          )
+        }),
+        Effect.withSpan("DeliveryLedger.claim", { captureStackTrace: false, attributes: { window } })
       )
+    }
 
-    // Each message row is updated first, under the fencing check, and its attempt closed only through it: a
-    // relay whose lease passed on changes nothing (the next claim has already closed its attempt).
-    const finishAll: DeliveryLedger.Service["finishAll"] = (outcomes) => {
-      if (outcomes.length === 0) return Effect.succeed([])
-      const input = outcomes.map(({ claim: claimed, outcome }) => {
+    // Each message row is updated first, under the fencing check (the lease's epoch, and the attempt still
+    // open, so that a finish repeated after a lost reply counts once), and its attempt closed only through it: a
+    // relay whose lease passed on changes nothing (the next claim has already closed its attempt). A message
+    // sent back to backoff holds its tenant's later messages back as long (a hint for the claim's window).
+    const settle = (settlements: ReadonlyArray<Settlement>) => {
+      const input = settlements.map(({ attempt, epoch, id, outcome }) => {
         const next = Rules.transitionOf(outcome)
         return {
-          id: claimed.id,
-          epoch: claimed.epoch,
-          attempt: claimed.attempt,
+          id,
+          epoch,
+          attempt,
           status: next.status,
           attempt_outcome: next.attemptOutcome,
           detail: next.detail ?? null,
@@ -242,25 +292,43 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
             finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
           FROM input i
           WHERE t.id = i.id AND t.lease_epoch = i.epoch AND t.status = 'pending'
-          RETURNING t.id
+            AND EXISTS (
+              SELECT 1 FROM tenant_delivery_attempts x
+              WHERE x.delivery_id = i.id AND x.attempt = i.attempt AND x.finished_at IS NULL)
+          RETURNING t.id, t.status, t.tenant_id, t.tenant_version, t.next_attempt_at
         ),
         a AS (
           UPDATE tenant_delivery_attempts x SET finished_at = now(), outcome = i.attempt_outcome, detail = i.detail
           FROM input i JOIN d ON d.id = i.id
           WHERE x.delivery_id = i.id AND x.attempt = i.attempt AND x.finished_at IS NULL
+        ),
+        held_back AS (
+          UPDATE tenant_deliveries f SET next_attempt_at = d.next_attempt_at
+          FROM d
+          WHERE d.status = 'pending' AND f.status = 'pending' AND f.tenant_id = d.tenant_id
+            AND f.tenant_version > d.tenant_version AND f.next_attempt_at < d.next_attempt_at
+            AND f.id NOT IN (SELECT id FROM input)
         )
         SELECT id::text AS id FROM d`.pipe(
         Effect.map((rows) => {
           const recorded = new Set(rows.map((row) => row.id))
-          return outcomes.map(({ claim: claimed }) => recorded.has(claimed.id))
+          return settlements.map(({ id }) => recorded.has(id))
         }),
         Effect.mapError(failure("finish")),
         Effect.withSpan("DeliveryLedger.finishAll", {
           captureStackTrace: false,
-          attributes: { count: outcomes.length }
+          attributes: { count: settlements.length }
         })
       )
     }
+
+    const finishAll: DeliveryLedger.Service["finishAll"] = (outcomes) =>
+      outcomes.length === 0 ? Effect.succeed([]) : settle(outcomes.map(({ claim: claimed, outcome }) => ({
+        id: claimed.id,
+        epoch: claimed.epoch,
+        attempt: claimed.attempt,
+        outcome
+      })))
 
     const finish: DeliveryLedger.Service["finish"] = (claimed, outcome) =>
       Effect.map(finishAll([{ claim: claimed, outcome }]), (recorded) => recorded[0] === true)
@@ -287,7 +355,9 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
 
     // LISTEN needs a PgClient; with another SqlClient the relay polls only. The trigger's payload is the schema
     // the event was stored in, so relays of other schemas in the same database are not woken. A dropped LISTEN
-    // connection is re-established, and what was notified meanwhile is found by the next poll.
+    // connection is re-established, and what was notified meanwhile is found by the next poll. The stream may
+    // also go quiet without an error (sql-pg shares one LISTEN connection among the client's subscribers, and
+    // one that ends its subscription UNLISTENs for all): polling covers that too, at its interval.
     const schema = yield* sql<{ schema: string }>`SELECT current_schema() AS schema`.pipe(
       Effect.map((rows) => rows[0]?.schema ?? "public")
     )
@@ -303,38 +373,48 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         )
     })
 
-    const stats = sql<{
+    // Each count reads a partial index (pending, dead, unexpanded, undecodable): none grows with the history.
+    const backlog = sql<{
       unexpanded: number
+      undecodable: number
       oldest_unexpanded: Date | null
       pending: number
       in_flight: number
-      delivered: number
       dead: number
       oldest_pending: Date | null
     }>`
       SELECT
         (SELECT count(*)::int FROM tenant_outbox WHERE expanded_at IS NULL) AS unexpanded,
+        (SELECT count(*)::int FROM tenant_outbox WHERE expand_error IS NOT NULL) AS undecodable,
         (SELECT min(recorded_at) FROM tenant_outbox WHERE expanded_at IS NULL) AS oldest_unexpanded,
-        count(*) FILTER (WHERE status = 'pending')::int AS pending,
-        count(*) FILTER (WHERE status = 'pending' AND lease_until > now())::int AS in_flight,
-        count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
-        count(*) FILTER (WHERE status = 'dead')::int AS dead,
-        min(event_recorded_at) FILTER (WHERE status = 'pending') AS oldest_pending
-      FROM tenant_deliveries`.pipe(
-      Effect.map(([row]): DeliveryLedger.Stats => {
+        (SELECT count(*)::int FROM tenant_deliveries WHERE status = 'dead') AS dead,
+        p.pending, p.in_flight, p.oldest_pending
+      FROM (
+        SELECT count(*)::int AS pending, count(*) FILTER (WHERE lease_until > now())::int AS in_flight,
+          min(event_recorded_at) AS oldest_pending
+        FROM tenant_deliveries WHERE status = 'pending'
+      ) p`.pipe(
+      Effect.map(([row]): DeliveryLedger.Backlog => {
         const oldest = [row?.oldest_unexpanded, row?.oldest_pending].filter((at): at is Date => at instanceof Date)
         return {
           unexpandedEvents: row?.unexpanded ?? 0,
+          undecodableEvents: row?.undecodable ?? 0,
           pending: row?.pending ?? 0,
           inFlight: row?.in_flight ?? 0,
-          delivered: row?.delivered ?? 0,
           dead: row?.dead ?? 0,
           oldestPendingAt: oldest.length === 0
             ? Option.none()
             : Option.some(new Date(Math.min(...oldest.map((at) => at.getTime()))))
         }
       }),
-      Effect.mapError(failure("stats"))
+      Effect.mapError(failure("backlog"))
+    )
+
+    const stats = Effect.zipWith(
+      backlog,
+      sql<{ delivered: number }>`SELECT count(*)::int AS delivered FROM tenant_deliveries WHERE status = 'delivered'`
+        .pipe(Effect.mapError(failure("stats"))),
+      (left, [row]): DeliveryLedger.Stats => ({ ...left, delivered: row?.delivered ?? 0 })
     )
 
     const withAttempts = (rows: ReadonlyArray<DeliveryRow>) =>
@@ -413,6 +493,7 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
       renew,
       release,
       wakeups,
+      backlog,
       stats,
       list,
       find,
