@@ -72,13 +72,16 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import * as Option from "effect/Option"
+import type { ParseError } from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
+import { annotateWhenTraced, isTraced, spanWhenTraced, withTags } from "./internal/observability.js"
 import type { Tenant } from "./Tenant.js"
 import * as TenantCache from "./TenantCache.js"
 import type { TenantEvent } from "./TenantEvent.js"
@@ -115,16 +118,42 @@ export interface Options {
 
 const TIER = "store"
 
+const errorsKey = MetricKey.counter("tenant_cache_errors", {
+  description: "Tenant cache steps that failed, by tier, lookup and operation",
+  incremental: true
+})
+const invalidationFailuresKey = MetricKey.counter("tenant_cache_invalidation_failures", {
+  description: "Cache keys whose invalidation after a write failed, by tier and lookup",
+  incremental: true
+})
+const invalidationsKey = MetricKey.counter("tenant_cache_invalidations", {
+  description: "Cache keys invalidated after a write, by tier and lookup",
+  incremental: true
+})
+const refusedFillsKey = MetricKey.counter("tenant_cache_refused_fills", {
+  description: "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup",
+  incremental: true
+})
+const fillsKey = MetricKey.counter("tenant_cache_fills", {
+  description: "Values stored in the cache after a miss, by tier and lookup",
+  incremental: true
+})
+const missesKey = MetricKey.counter("tenant_cache_misses", {
+  description: "Tenant lookups the cache could not answer, by tier and lookup",
+  incremental: true
+})
+const hitsKey = MetricKey.counter("tenant_cache_hits", {
+  description: "Tenant lookups answered from the cache, by tier and lookup",
+  incremental: true
+})
+
 /**
  * Lookups answered from the cache, tagged with `tier` and `lookup` (`id`, `code`, `domain`).
  *
  * @since 0.1.0
  * @category metrics
  */
-export const hits = Metric.counter("tenant_cache_hits", {
-  description: "Tenant lookups answered from the cache, by tier and lookup",
-  incremental: true
-})
+export const hits = Metric.fromMetricKey(hitsKey)
 
 /**
  * Lookups the cache could not answer (nothing stored, or a value that no longer decodes), tagged with `tier`
@@ -133,10 +162,7 @@ export const hits = Metric.counter("tenant_cache_hits", {
  * @since 0.1.0
  * @category metrics
  */
-export const misses = Metric.counter("tenant_cache_misses", {
-  description: "Tenant lookups the cache could not answer, by tier and lookup",
-  incremental: true
-})
+export const misses = Metric.fromMetricKey(missesKey)
 
 /**
  * Values stored after a miss, tagged with `tier` and `lookup`.
@@ -144,10 +170,7 @@ export const misses = Metric.counter("tenant_cache_misses", {
  * @since 0.1.0
  * @category metrics
  */
-export const fills = Metric.counter("tenant_cache_fills", {
-  description: "Values stored in the cache after a miss, by tier and lookup",
-  incremental: true
-})
+export const fills = Metric.fromMetricKey(fillsKey)
 
 /**
  * Fills refused because their key was invalidated after the fill read it, tagged with `tier` and `lookup`:
@@ -156,10 +179,7 @@ export const fills = Metric.counter("tenant_cache_fills", {
  * @since 0.1.0
  * @category metrics
  */
-export const refusedFills = Metric.counter("tenant_cache_refused_fills", {
-  description: "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup",
-  incremental: true
-})
+export const refusedFills = Metric.fromMetricKey(refusedFillsKey)
 
 /**
  * Keys invalidated after a write, tagged with `tier` and `lookup`.
@@ -167,10 +187,7 @@ export const refusedFills = Metric.counter("tenant_cache_refused_fills", {
  * @since 0.1.0
  * @category metrics
  */
-export const invalidations = Metric.counter("tenant_cache_invalidations", {
-  description: "Cache keys invalidated after a write, by tier and lookup",
-  incremental: true
-})
+export const invalidations = Metric.fromMetricKey(invalidationsKey)
 
 /**
  * Keys whose invalidation after a write failed at least once (a `CacheError`, or skipped while the circuit
@@ -180,10 +197,7 @@ export const invalidations = Metric.counter("tenant_cache_invalidations", {
  * @since 0.1.0
  * @category metrics
  */
-export const invalidationFailures = Metric.counter("tenant_cache_invalidation_failures", {
-  description: "Cache keys whose invalidation after a write failed, by tier and lookup",
-  incremental: true
-})
+export const invalidationFailures = Metric.fromMetricKey(invalidationFailuresKey)
 
 /**
  * Cache steps that failed, tagged with `tier`, `lookup` and `operation`: `get`, `fill` and `invalidate` for a
@@ -193,10 +207,7 @@ export const invalidationFailures = Metric.counter("tenant_cache_invalidation_fa
  * @since 0.1.0
  * @category metrics
  */
-export const errors = Metric.counter("tenant_cache_errors", {
-  description: "Tenant cache steps that failed, by tier, lookup and operation",
-  incremental: true
-})
+export const errors = Metric.fromMetricKey(errorsKey)
 
 /**
  * 1 while the circuit breaker in front of the store is open (the store is not asked), 0 while it is closed;
@@ -212,16 +223,15 @@ export const breakerOpen = Metric.gauge("tenant_cache_breaker_open", {
 const breakerGauge = Metric.tagged(breakerOpen, "tier", TIER)
 
 const metricsOf = (lookup: TenantCache.Lookup) => {
-  const tag = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) =>
-    metric.pipe(Metric.tagged("tier", TIER), Metric.tagged("lookup", lookup))
-  const error = (operation: string) => Metric.tagged(tag(errors), "operation", operation)
+  const tag = (key: MetricKey.MetricKey.Counter<number>) => withTags(key, { tier: TIER, lookup })
+  const error = (operation: string) => withTags(errorsKey, { tier: TIER, lookup, operation })
   return {
-    hit: tag(hits),
-    miss: tag(misses),
-    fill: tag(fills),
-    refused: tag(refusedFills),
-    invalidated: tag(invalidations),
-    invalidationFailed: tag(invalidationFailures),
+    hit: tag(hitsKey),
+    miss: tag(missesKey),
+    fill: tag(fillsKey),
+    refused: tag(refusedFillsKey),
+    invalidated: tag(invalidationsKey),
+    invalidationFailed: tag(invalidationFailuresKey),
     getError: error("get"),
     decodeError: error("decode"),
     encodeError: error("encode"),
@@ -296,7 +306,7 @@ export const make = (
       attributes: { "tenant.cache.tier": TIER, "tenant.cache.lookup": lookup, "tenant.cache.key": key }
     })
 
-    const outcome = (value: string) => Effect.annotateCurrentSpan("tenant.cache.outcome", value)
+    const outcome = (value: string) => annotateWhenTraced("tenant.cache.outcome", value)
 
     /** A failed cache step is noted, never raised: the caller carries on as after a miss. */
     const cacheFailed = (counter: Metric.Metric.Counter<number>, message: string, key: string, error: CacheError) =>
@@ -305,49 +315,82 @@ export const make = (
         Effect.zipRight(Metric.increment(counter))
       )
 
-    const read = (lookup: TenantCache.Lookup, key: string): Effect.Effect<Read> => {
-      const metrics = observed[lookup]
-      return whenClear(store.getVersioned(key)).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.as(outcome("bypassed"), unavailable),
-          onSome: ({ value, version }): Effect.Effect<Read> => {
-            if (Option.isNone(value)) {
-              return Effect.as(Effect.zipRight(Metric.increment(metrics.miss), outcome("miss")), {
-                _tag: "Miss",
-                version
-              })
-            }
-            const decoded = TenantCache.decode(value.value)
-            if (Either.isRight(decoded)) {
-              return Effect.as(Effect.zipRight(Metric.increment(metrics.hit), outcome("hit")), {
-                _tag: "Hit",
-                found: decoded.right
-              })
-            }
-            // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail;
-            // a delete leaves the version alone, so the fill that follows is still accepted.
-            return Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
-              Effect.annotateLogs({ key, error: decoded.left.message }),
-              Effect.zipRight(Metric.increment(metrics.miss)),
-              Effect.zipRight(Metric.increment(metrics.decodeError)),
-              Effect.zipRight(outcome("undecodable")),
-              Effect.zipRight(
-                Effect.catchAll(guarded(store.deleteMany([key])), (error) =>
-                  cacheFailed(metrics.getError, "TenantCache: dropping an undecodable value failed", key, error))
-              ),
-              Effect.as<Read>({ _tag: "Miss", version })
-            )
-          }
-        })),
-        Effect.catchAll((error) =>
-          cacheFailed(metrics.getError, "TenantCache.get failed; reading the repository", key, error).pipe(
-            Effect.zipRight(outcome("error")),
-            Effect.as(unavailable)
-          )
+    const decode = TenantCache.makeDecoder()
+
+    const bypassed = Effect.as(outcome("bypassed"), unavailable)
+
+    const missAt = (lookup: TenantCache.Lookup, version: string): Effect.Effect<Read> =>
+      Effect.as(Effect.zipRight(Metric.increment(observed[lookup].miss), outcome("miss")), { _tag: "Miss", version })
+
+    // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail; a
+    // delete leaves the version alone, so the fill that follows is still accepted.
+    const undecodable = (lookup: TenantCache.Lookup, key: string, error: ParseError): Effect.Effect<Read, CacheError> =>
+      Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
+        Effect.annotateLogs({ key, error: error.message }),
+        Effect.zipRight(Metric.increment(observed[lookup].miss)),
+        Effect.zipRight(Metric.increment(observed[lookup].decodeError)),
+        Effect.zipRight(outcome("undecodable")),
+        Effect.zipRight(
+          Effect.catchAll(guarded(store.deleteMany([key])), (error) =>
+            cacheFailed(observed[lookup].getError, "TenantCache: dropping an undecodable value failed", key, error))
         ),
-        Effect.withSpan("TenantCache.get", spanOf(lookup, key))
+        Effect.zipRight(whenClear(store.getVersioned(key))),
+        Effect.map(Option.match({
+          onNone: () =>
+            unavailable,
+          onSome: ({ version }): Read => ({ _tag: "Miss", version })
+        }))
       )
+
+    const fromValue = (
+      lookup: TenantCache.Lookup,
+      key: string,
+      value: string,
+      traced: boolean
+    ): Effect.Effect<Read, CacheError> => {
+      const decoded = decode(value)
+      if (Either.isLeft(decoded)) {
+        return undecodable(lookup, key, decoded.left)
+      }
+      const hit: Read = { _tag: "Hit", found: decoded.right }
+      const counted = Metric.increment(observed[lookup].hit)
+      return traced ? Effect.as(Effect.zipRight(counted, outcome("hit")), hit) : Effect.as(counted, hit)
     }
+
+    /** A key without a value: its version, read before the load for the fill (or a value stored meanwhile). */
+    const versioned = (lookup: TenantCache.Lookup, key: string, traced: boolean): Effect.Effect<Read, CacheError> =>
+      Effect.flatMap(whenClear(store.getVersioned(key)), (read) => {
+        if (Option.isNone(read)) {
+          return bypassed
+        }
+        const { value, version } = read.value
+        return Option.isNone(value) ? missAt(lookup, version) : fromValue(lookup, key, value.value, traced)
+      })
+
+    // A hit needs no version: the value is read alone (a plain GET in Redis); only a miss reads the version.
+    // Helpers take their inputs as arguments, and the tracer is looked at once: a hit from memory takes a few
+    // microseconds, and closures made per call, or a second look, show.
+    const read = (lookup: TenantCache.Lookup, key: string): Effect.Effect<Read> =>
+      Effect.tracerWith((tracer) => {
+        const traced = isTraced(tracer)
+        const effect = whenClear(store.get(key)).pipe(
+          Effect.flatMap((cached) => {
+            if (Option.isNone(cached)) {
+              return bypassed
+            }
+            return Option.isNone(cached.value)
+              ? versioned(lookup, key, traced)
+              : fromValue(lookup, key, cached.value.value, traced)
+          }),
+          Effect.catchAll((error) =>
+            cacheFailed(observed[lookup].getError, "TenantCache.get failed; reading the repository", key, error).pipe(
+              Effect.zipRight(outcome("error")),
+              Effect.as(unavailable)
+            )
+          )
+        )
+        return traced ? Effect.withSpan(effect, "TenantCache.get", spanOf(lookup, key)) : effect
+      })
 
     /** Stores what a load found if the key is still at `version`; answers whether it did. */
     const fill = (
@@ -387,7 +430,7 @@ export const make = (
               )
             )
           )
-      }).pipe(Effect.withSpan("TenantCache.fill", spanOf(lookup, key)))
+      }).pipe((effect) => spanWhenTraced(effect, "TenantCache.fill", spanOf(lookup, key)))
     }
 
     /** A tenant found by code or domain fills its id key too; see the module's comment for the order. */
@@ -401,7 +444,7 @@ export const make = (
               Option.none()
             )
           ),
-          Effect.withSpan("TenantCache.get", spanOf("id", idKey))
+          (effect) => spanWhenTraced(effect, "TenantCache.get", spanOf("id", idKey))
         )
         const stored = yield* fill(lookup, key, version, Option.some(tenant))
         // An id key that holds a value already was filled under the same rule; leave it.
@@ -442,28 +485,28 @@ export const make = (
       lookup: TenantCache.Lookup,
       input: string,
       load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>
-    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> =>
-      Option.match(TenantCache.lookupKey(lookup, input, prefix), {
-        onNone: load,
-        onSome: (key) =>
-          Effect.flatMap(read(lookup, key), (result) => {
-            switch (result._tag) {
-              case "Hit":
-                return Effect.succeed(result.found)
-              case "Unavailable":
-                // Without a version nothing can be filled safely, and no flight can be shared safely.
-                return load()
-              case "Miss":
-                return shared(
-                  JSON.stringify([key, result.version]),
-                  Effect.tap(load(), (found) =>
-                    lookup === "id" || Option.isNone(found)
-                      ? fill(lookup, key, result.version, found)
-                      : fillWithId(lookup, key, result.version, found.value))
-                )
-            }
-          })
+    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> => {
+      const cacheKey = TenantCache.lookupKey(lookup, input, prefix)
+      if (Option.isNone(cacheKey)) return load()
+      const key = cacheKey.value
+      return Effect.flatMap(read(lookup, key), (result) => {
+        switch (result._tag) {
+          case "Hit":
+            return Effect.succeed(result.found)
+          case "Unavailable":
+            // Without a version nothing can be filled safely, and no flight can be shared safely.
+            return load()
+          case "Miss":
+            return shared(
+              JSON.stringify([key, result.version]),
+              Effect.tap(load(), (found) =>
+                lookup === "id" || Option.isNone(found)
+                  ? fill(lookup, key, result.version, found)
+                  : fillWithId(lookup, key, result.version, found.value))
+            )
+        }
       })
+    }
 
     type Keys = ReadonlyArray<readonly [TenantCache.Lookup, string]>
 
@@ -472,8 +515,7 @@ export const make = (
       counter: (lookup: TenantCache.Lookup) => ReadonlyArray<Metric.Metric.Counter<number>>
     ) =>
       Effect.forEach(keys, ([lookup]) =>
-        Effect.forEach(counter(lookup), (metric) =>
-          Metric.increment(metric), { discard: true }), {
+        Effect.forEach(counter(lookup), (metric) => Metric.increment(metric), { discard: true }), {
         discard: true
       })
 
@@ -531,16 +573,21 @@ export const make = (
             Effect.as(false)
           )
         ),
-        Effect.withSpan("TenantCache.retryInvalidations", {
-          captureStackTrace: false,
-          attributes: { "tenant.cache.tier": TIER, "tenant.cache.pending": batch.length }
-        })
+        (effect) =>
+          spanWhenTraced(effect, "TenantCache.retryInvalidations", {
+            captureStackTrace: false,
+            attributes: { "tenant.cache.tier": TIER, "tenant.cache.pending": batch.length }
+          })
       )
     })
 
     /** A store call made only once no invalidation is pending, and while the breaker lets it; else `None`. */
     const whenClear = <A>(call: Effect.Effect<A, CacheError>): Effect.Effect<Option.Option<A>, CacheError> =>
-      Effect.flatMap(flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
+      Effect.suspend(() =>
+        pending.size === 0
+          ? guarded(call)
+          : Effect.flatMap(flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
+      )
 
     // The write has committed and succeeds; the keys are kept for a retry, logged and counted.
     const invalidationKept = (keys: Keys, reason: string, detail: string) =>
@@ -563,10 +610,11 @@ export const make = (
             invalidationKept(keys, error.reason, error.detail)
           )
         ),
-        Effect.withSpan("TenantCache.invalidate", {
-          captureStackTrace: false,
-          attributes: { "tenant.cache.tier": TIER, "tenant.cache.keys": keys.map(([, key]) => key) }
-        })
+        (effect) =>
+          spanWhenTraced(effect, "TenantCache.invalidate", {
+            captureStackTrace: false,
+            attributes: { "tenant.cache.tier": TIER, "tenant.cache.keys": keys.map(([, key]) => key) }
+          })
       )
 
     // Pending invalidations are retried in the background too, so that they reach the store without a read.

@@ -136,7 +136,7 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
         // The breaker is still closed: the next read retries the invalidation first, then reads the store.
         state.calls.length = 0
         assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
-        assert.deepStrictEqual(state.calls.slice(0, 2), ["invalidate", "getVersioned"])
+        assert.deepStrictEqual(state.calls.slice(0, 2), ["invalidate", "get"])
         assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
         const failuresAfter = (yield* Metric.value(
           CachedTenantRepository.invalidationFailures.pipe(

@@ -8,9 +8,10 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
-import { Tenant } from "../src/Tenant.js"
+import { Tenant, TenantId } from "../src/Tenant.js"
 import * as TenantCache from "../src/TenantCache.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
@@ -222,6 +223,53 @@ describe("TenantCache", () => {
       assert.notInclude(encoded, "null")
       assert.deepStrictEqual(yield* TenantCache.decode(encoded), Option.some(bare))
     }))
+
+  it.effect("makeDecoder gives each caller a tenant of its own, equal to a fresh decode, sharing nothing mutable", () =>
+    Effect.gen(function*() {
+      const { tenant } = yield* newTenant({
+        domain: "acme.example.com",
+        contact: { email: "admin@acme.test", phone: "+8613800138000" },
+        settings: { "ui.theme": "dark", seats: 25 }
+      })
+      const { tenant: deleted } = yield* TenantLifecycle.softDelete(tenant, stampAt(new Date(), { reason: "closed" }))
+      const decode = TenantCache.makeDecoder(2)
+      for (const value of [tenant, deleted]) {
+        const encoded = yield* TenantCache.encode(Option.some(value))
+        const first = Option.getOrThrow(yield* decode(encoded))
+        const second = Option.getOrThrow(yield* decode(encoded))
+        assert.deepStrictEqual(Option.some(first), yield* TenantCache.decode(encoded))
+        assert.deepStrictEqual(second, first)
+        assert.instanceOf(second, Tenant)
+        assert.isTrue(Schema.is(Tenant)(second))
+        assert.isTrue(second.isLive === value.isLive) // What one caller changes, the next does not see.
+        ;(first.contact as { email: string }).email = "changed@acme.test"
+        ;(first.settings as Record<string, unknown>)["seats"] = 1
+        first.createdAt.setTime(0)
+        first.lastStatusChange?.at.setTime(0)
+        first.deletedAt?.setTime(0)
+        assert.deepStrictEqual(Option.getOrThrow(yield* decode(encoded)), value)
+      }
+      assert.deepStrictEqual(decode(TenantCache.ABSENT), Either.right(Option.none()))
+      assert.isTrue(Either.isLeft(decode("{}")))
+    }))
+
+  it("takes as an id key exactly what the TenantId schema takes", () => {
+    const isTenantId = Schema.is(TenantId)
+    for (
+      const input of [
+        "3f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10",
+        "3F1C0C2E-5B7A-4D2A-9C1E-2B8F4E6A7D10",
+        "3f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d1",
+        "3f1c0c2e5b7a4d2a9c1e2b8f4e6a7d10",
+        " 3f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10",
+        "3f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10\n",
+        "g f1c0c2e-5b7a-4d2a-9c1e-2b8f4e6a7d10",
+        ""
+      ]
+    ) {
+      assert.strictEqual(Option.isSome(TenantCache.lookupKey("id", input)), isTenantId(input), JSON.stringify(input))
+    }
+  })
 
   it("keeps an absence apart from every tenant, and reports a value that does not decode", () => {
     assert.deepStrictEqual(TenantCache.encode(Option.none()), Either.right(TenantCache.ABSENT))

@@ -66,7 +66,21 @@ export const makeCircuitBreaker = (options: CircuitBreakerOptions): Effect.Effec
         return isOpen === wasOpen ? Effect.void : Metric.set(options.gauge, isOpen ? 1 : 0)
       })
 
+    // Closed with no failure counted, the common case, needs neither the clock nor a mask: only a failure has
+    // something to record.
+    const closedFailed = <E>(error: E) => openUntil === undefined ? settle("closed", Exit.fail(error)) : Effect.void
+
     const run = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>, E> =>
+      Effect.suspend(() =>
+        openUntil === undefined && failures === 0
+          ? effect.pipe(
+            Effect.tapError(closedFailed),
+            Effect.map(Option.some)
+          )
+          : guardedRun(effect)
+      )
+
+    const guardedRun = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>, E> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const role = roleAt(now)

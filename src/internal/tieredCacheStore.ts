@@ -1,8 +1,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import * as Option from "effect/Option"
 import type * as CacheStore from "../CacheStore.js"
+import { withTags } from "./observability.js"
 
 /**
  * Two tiers: a small memory tier (`local`) in front of a shared store (`shared`, Redis), with every invalidation
@@ -19,13 +21,14 @@ import type * as CacheStore from "../CacheStore.js"
  * Reads answered by each tier, tagged `tier` (`memory`, `redis`) and `result` (`hit`, `miss`): a read that misses
  * the memory tier is counted there and again at Redis.
  */
-export const tierReads = Metric.counter("tenant_cache_tier_reads", {
+const tierReadsKey = MetricKey.counter("tenant_cache_tier_reads", {
   description: "Cache reads by tier and result",
   incremental: true
 })
 
-const counted = (tier: string, result: string) =>
-  tierReads.pipe(Metric.tagged("tier", tier), Metric.tagged("result", result))
+export const tierReads = Metric.fromMetricKey(tierReadsKey)
+
+const counted = (tier: string, result: string) => withTags(tierReadsKey, { tier, result })
 const memoryHit = counted("memory", "hit")
 const memoryMiss = counted("memory", "miss")
 const redisHit = counted("redis", "hit")
