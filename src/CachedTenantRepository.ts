@@ -348,7 +348,7 @@ export const make = (
       value: string,
       traced: boolean
     ): Effect.Effect<Read, CacheError> => {
-      const decoded = decode(value)
+      const decoded = decode(key, value)
       if (Either.isLeft(decoded)) {
         return undecodable(lookup, key, decoded.left)
       }

@@ -153,26 +153,27 @@ const copyTenant = (tenant: Tenant): Tenant =>
   })
 
 /**
- * {@link decode} with a memory of the last `capacity` values it decoded (default 1,000): a value seen before is
- * not parsed and checked again, and every caller still gets a tenant of its own, a copy of the one decoded.
- * Decoding is most of the cost of a cache hit; a copy takes a fraction of it.
+ * {@link decode} with a memory of the value last decoded under each of the last `capacity` keys (default
+ * 1,000): a key read again with the same value is not parsed and checked again, and every caller still gets a
+ * tenant of its own, a copy of the one decoded. Decoding is most of the cost of a cache hit; comparing the value
+ * with the one remembered, and the copy, take a fraction of it.
  *
  * @since 0.1.0
  * @category codec
  */
 export const makeDecoder = (capacity = 1_000) => {
   const limit = Math.max(1, Math.floor(capacity))
-  const decoded = new Map<string, Tenant>()
-  return (value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> => {
+  const decoded = new Map<string, { readonly value: string; readonly tenant: Tenant }>()
+  return (key: string, value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> => {
     if (value === ABSENT) return Either.right(Option.none())
-    const known = decoded.get(value)
-    if (known !== undefined) return Either.right(Option.some(copyTenant(known)))
+    const known = decoded.get(key)
+    if (known !== undefined && known.value === value) return Either.right(Option.some(copyTenant(known.tenant)))
     return Either.map(decodeTenant(value), (tenant) => {
-      if (decoded.size >= limit) {
+      if (known === undefined && decoded.size >= limit) {
         const oldest = decoded.keys().next()
         if (oldest.done !== true) decoded.delete(oldest.value)
       }
-      decoded.set(value, tenant)
+      decoded.set(key, { value, tenant })
       return Option.some(copyTenant(tenant))
     })
   }

@@ -77,6 +77,27 @@ describe("CacheStore.layerRedis", () => {
       blocker.disconnect()
     })))
 
+  it.live("times commands out itself on an application's client that has no command timeout", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const redis = yield* makeOwnRedis
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new Redis(redis.url)),
+        (client) => Effect.sync(() => client.disconnect())
+      )
+      const cache = yield* Effect.map(
+        Layer.build(CacheStore.layerRedisClient(client, { prefix: "t:", commandTimeout: Duration.millis(100) })),
+        Context.get(CacheStore.CacheStore)
+      )
+      yield* cache.set("k", "v", "1 minute")
+      const blocker = new Redis(redis.url)
+      yield* Effect.fork(Effect.promise(() => blocker.call("DEBUG", "SLEEP", "1")))
+      yield* Effect.sleep("50 millis")
+      const [elapsed, error] = yield* Effect.timed(Effect.flip(cache.get("k")))
+      assert.deepStrictEqual([error.reason, error.operation], ["Timeout", "get"])
+      assert.isBelow(Duration.toMillis(elapsed), 600)
+      blocker.disconnect()
+    })))
+
   it.live("fails as Response when Redis answers with an error", () =>
     Effect.scoped(Effect.gen(function*() {
       const redis = yield* makeOwnRedis

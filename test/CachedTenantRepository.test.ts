@@ -235,8 +235,8 @@ describe("TenantCache", () => {
       const decode = TenantCache.makeDecoder(2)
       for (const value of [tenant, deleted]) {
         const encoded = yield* TenantCache.encode(Option.some(value))
-        const first = Option.getOrThrow(yield* decode(encoded))
-        const second = Option.getOrThrow(yield* decode(encoded))
+        const first = Option.getOrThrow(yield* decode("k", encoded))
+        const second = Option.getOrThrow(yield* decode("k", encoded))
         assert.deepStrictEqual(Option.some(first), yield* TenantCache.decode(encoded))
         assert.deepStrictEqual(second, first)
         assert.instanceOf(second, Tenant)
@@ -247,10 +247,10 @@ describe("TenantCache", () => {
         first.createdAt.setTime(0)
         first.lastStatusChange?.at.setTime(0)
         first.deletedAt?.setTime(0)
-        assert.deepStrictEqual(Option.getOrThrow(yield* decode(encoded)), value)
+        assert.deepStrictEqual(Option.getOrThrow(yield* decode("k", encoded)), value)
       }
-      assert.deepStrictEqual(decode(TenantCache.ABSENT), Either.right(Option.none()))
-      assert.isTrue(Either.isLeft(decode("{}")))
+      assert.deepStrictEqual(decode("k", TenantCache.ABSENT), Either.right(Option.none()))
+      assert.isTrue(Either.isLeft(decode("k", "{}")))
     }))
 
   it("takes as an id key exactly what the TenantId schema takes", () => {

@@ -50,30 +50,38 @@ const reasonOf = (error: unknown): CacheError["reason"] => {
   return "Unreachable"
 }
 
+const failureOf = (operation: string) => (cause: unknown): CacheError =>
+  new CacheError({
+    reason: reasonOf(cause),
+    operation,
+    detail: cause instanceof Error ? cause.message : "",
+    cause
+  })
+
 export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptions): CacheStore.Service => {
   const timeout = Duration.decode(options.commandTimeout)
   const versionTtl = String(Math.max(1, Math.round(Duration.toMillis(options.versionTtl))))
   const valueKey = (key: string) => `${options.prefix}{${key}}`
   const versionKey = (key: string) => `${options.prefix}{${key}}:v`
 
+  // A client that times its commands out itself, as soon as ours would or sooner (the one `layerRedis` makes),
+  // needs no second timer: an Effect timeout costs a fiber and a timer per command, a fair part of a hit.
+  const clientTimeout = client.isCluster
+    ? (client as Cluster).options.redisOptions?.commandTimeout
+    : (client as Redis).options.commandTimeout
+  const timedByClient = clientTimeout !== undefined && clientTimeout > 0 && clientTimeout <= Duration.toMillis(timeout)
+
   /** One Redis call under the command timeout, its failure a typed `CacheError`. */
-  const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, CacheError> =>
-    Effect.tryPromise({
-      try: run,
-      catch: (cause) =>
-        new CacheError({
-          reason: reasonOf(cause),
-          operation,
-          detail: cause instanceof Error ? cause.message : "",
-          cause
-        })
-    }).pipe(
+  const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, CacheError> => {
+    const attempt = Effect.tryPromise({ try: run, catch: failureOf(operation) })
+    return timedByClient ? attempt : attempt.pipe(
       Effect.timeoutFail({
         duration: timeout,
         onTimeout: () =>
           new CacheError({ reason: "Timeout", operation, detail: `no answer within ${Duration.format(timeout)}` })
       })
     )
+  }
 
   const run = (operation: string, { sha, source }: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) =>
     call(operation, () =>
