@@ -56,6 +56,11 @@ export interface Versioned {
  * @category models
  */
 export interface Service {
+  /**
+   * What the store is, for the `tier` tag of the cache's metrics: `memory`, `redis`, `memory+redis` (the two
+   * tiers, whose reads `tierReads` counts per tier); `store` when a store does not say.
+   */
+  readonly tier?: string | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<string>, CacheError>
   /** The values of `keys`, in the same order. */
   readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, CacheError>
@@ -155,6 +160,7 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
     const now = Clock.currentTimeMillis
 
     return {
+      tier: "memory",
       get: (key) => Effect.map(now, (millis) => read(key, millis)),
       getMany: (keys) => Effect.map(now, (millis) => keys.map((key) => read(key, millis))),
       set: (key, value, ttl) => Effect.map(now, (millis) => write(key, value, ttl, millis)),

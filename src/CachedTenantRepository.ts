@@ -116,7 +116,8 @@ export interface Options {
   readonly maxPendingInvalidations?: number | undefined
 }
 
-const TIER = "store"
+/** The `tier` tag of a store that does not name itself. */
+const UNNAMED_TIER = "store"
 
 const errorsKey = MetricKey.counter("tenant_cache_errors", {
   description: "Tenant cache steps that failed, by tier, lookup and operation",
@@ -220,11 +221,9 @@ export const breakerOpen = Metric.gauge("tenant_cache_breaker_open", {
   description: "1 while the circuit breaker in front of the tenant cache store is open, else 0, by tier"
 })
 
-const breakerGauge = Metric.tagged(breakerOpen, "tier", TIER)
-
-const metricsOf = (lookup: TenantCache.Lookup) => {
-  const tag = (key: MetricKey.MetricKey.Counter<number>) => withTags(key, { tier: TIER, lookup })
-  const error = (operation: string) => withTags(errorsKey, { tier: TIER, lookup, operation })
+const metricsOf = (tier: string, lookup: TenantCache.Lookup) => {
+  const tag = (key: MetricKey.MetricKey.Counter<number>) => withTags(key, { tier, lookup })
+  const error = (operation: string) => withTags(errorsKey, { tier, lookup, operation })
   return {
     hit: tag(hitsKey),
     miss: tag(missesKey),
@@ -240,8 +239,12 @@ const metricsOf = (lookup: TenantCache.Lookup) => {
   }
 }
 
-// Tagged metric keys are built once, not on every lookup.
-const observed = { id: metricsOf("id"), code: metricsOf("code"), domain: metricsOf("domain") }
+// Tagged metrics are built once per layer, not on every lookup.
+const observedFor = (tier: string) => ({
+  id: metricsOf(tier, "id"),
+  code: metricsOf(tier, "code"),
+  domain: metricsOf(tier, "domain")
+})
 
 /** What the cache answered for a key. */
 type Read =
@@ -281,6 +284,8 @@ export const make = (
   Effect.gen(function*() {
     const repository = yield* TenantRepository.TenantRepository
     const store = yield* CacheStore.CacheStore
+    const tier = store.tier ?? UNNAMED_TIER
+    const observed = observedFor(tier)
     const scope = yield* Effect.scope
     const prefix = options.prefix ?? ""
     const foundMillis = Duration.toMillis(options.ttl ?? DEFAULT_TTL)
@@ -290,7 +295,7 @@ export const make = (
     const breaker = yield* makeCircuitBreaker({
       threshold: options.breakerThreshold ?? 5,
       cooldown: options.breakerCooldown ?? DEFAULT_BREAKER_COOLDOWN,
-      gauge: breakerGauge
+      gauge: Metric.tagged(breakerOpen, "tier", tier)
     })
     /** A store call, or `None` without calling the store while the breaker is open. */
     const guarded = breaker.run
@@ -303,7 +308,7 @@ export const make = (
 
     const spanOf = (lookup: TenantCache.Lookup, key: string) => ({
       captureStackTrace: false,
-      attributes: { "tenant.cache.tier": TIER, "tenant.cache.lookup": lookup, "tenant.cache.key": key }
+      attributes: { "tenant.cache.tier": tier, "tenant.cache.lookup": lookup, "tenant.cache.key": key }
     })
 
     const outcome = (value: string) => annotateWhenTraced("tenant.cache.outcome", value)
@@ -576,7 +581,7 @@ export const make = (
         (effect) =>
           spanWhenTraced(effect, "TenantCache.retryInvalidations", {
             captureStackTrace: false,
-            attributes: { "tenant.cache.tier": TIER, "tenant.cache.pending": batch.length }
+            attributes: { "tenant.cache.tier": tier, "tenant.cache.pending": batch.length }
           })
       )
     })
@@ -613,7 +618,7 @@ export const make = (
         (effect) =>
           spanWhenTraced(effect, "TenantCache.invalidate", {
             captureStackTrace: false,
-            attributes: { "tenant.cache.tier": TIER, "tenant.cache.keys": keys.map(([, key]) => key) }
+            attributes: { "tenant.cache.tier": tier, "tenant.cache.keys": keys.map(([, key]) => key) }
           })
       )
 

@@ -96,6 +96,7 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
   const get = (key: string) => Effect.map(call("get", () => client.get(valueKey(key))), Option.fromNullable)
 
   return {
+    tier: "redis",
     get,
     getMany: (keys) => Effect.forEach(keys, get, { concurrency: "unbounded" }),
     set: (key, value, ttl) =>

@@ -121,6 +121,7 @@ export const makeTiered = (options: TieredOptions): Tiered => {
     })
 
   const store: CacheStore.Service = {
+    tier: "memory+redis",
     get: (key) => Effect.map(getVersioned(key), (read) => read.value),
     getMany: (keys) =>
       Effect.forEach(keys, (key) => Effect.map(getVersioned(key), (read) => read.value), { concurrency: "unbounded" }),
