@@ -116,37 +116,39 @@ export interface Options {
   readonly maxPendingInvalidations?: number | undefined
 }
 
+const counterKey = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
+
 /** The `tier` tag of a store that does not name itself. */
 const UNNAMED_TIER = "store"
 
-const errorsKey = MetricKey.counter("tenant_cache_errors", {
-  description: "Tenant cache steps that failed, by tier, lookup and operation",
-  incremental: true
-})
-const invalidationFailuresKey = MetricKey.counter("tenant_cache_invalidation_failures", {
-  description: "Cache keys whose invalidation after a write failed, by tier and lookup",
-  incremental: true
-})
-const invalidationsKey = MetricKey.counter("tenant_cache_invalidations", {
-  description: "Cache keys invalidated after a write, by tier and lookup",
-  incremental: true
-})
-const refusedFillsKey = MetricKey.counter("tenant_cache_refused_fills", {
-  description: "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup",
-  incremental: true
-})
-const fillsKey = MetricKey.counter("tenant_cache_fills", {
-  description: "Values stored in the cache after a miss, by tier and lookup",
-  incremental: true
-})
-const missesKey = MetricKey.counter("tenant_cache_misses", {
-  description: "Tenant lookups the cache could not answer, by tier and lookup",
-  incremental: true
-})
-const hitsKey = MetricKey.counter("tenant_cache_hits", {
-  description: "Tenant lookups answered from the cache, by tier and lookup",
-  incremental: true
-})
+const errorsKey = counterKey(
+  "tenant_cache_errors",
+  "Tenant cache steps that failed, by tier, lookup and operation"
+)
+const invalidationFailuresKey = counterKey(
+  "tenant_cache_invalidation_failures",
+  "Cache keys whose invalidation after a write failed, by tier and lookup"
+)
+const invalidationsKey = counterKey(
+  "tenant_cache_invalidations",
+  "Cache keys invalidated after a write, by tier and lookup"
+)
+const refusedFillsKey = counterKey(
+  "tenant_cache_refused_fills",
+  "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup"
+)
+const fillsKey = counterKey(
+  "tenant_cache_fills",
+  "Values stored in the cache after a miss, by tier and lookup"
+)
+const missesKey = counterKey(
+  "tenant_cache_misses",
+  "Tenant lookups the cache could not answer, by tier and lookup"
+)
+const hitsKey = counterKey(
+  "tenant_cache_hits",
+  "Tenant lookups answered from the cache, by tier and lookup"
+)
 
 /**
  * Lookups answered from the cache, tagged with `tier` and `lookup` (`id`, `code`, `domain`).
