@@ -75,7 +75,11 @@ export const makeCircuitBreaker = (options: CircuitBreakerOptions): Effect.Effec
         openUntil === undefined && failures === 0
           ? effect.pipe(
             Effect.tapError(closedFailed),
-            Effect.map(Option.some)
+            Effect.map((value) => {
+              // Another call may have failed meanwhile: a success while closed clears the count, as below.
+              if (failures !== 0 && openUntil === undefined) failures = 0
+              return Option.some(value)
+            })
           )
           : guardedRun(effect)
       )

@@ -175,7 +175,10 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
   const finish: DeliveryLedger.Service["finish"] = (claimed, outcome) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
       const message = byId.get(claimed.id)
-      if (message === undefined || message.epoch !== claimed.epoch || message.status !== "pending") return false
+      if (
+        message === undefined || message.epoch !== claimed.epoch || message.status !== "pending" ||
+        message.leaseOwner === undefined
+      ) return false
       // A finish repeated after its outcome was recorded counts once.
       const attempt = message.log.find((entry) => entry.attempt === claimed.attempt && entry.finishedAt === undefined)
       if (attempt === undefined) return false

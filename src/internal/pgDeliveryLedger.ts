@@ -239,12 +239,14 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
           }
           // An event that decoded at expansion and no longer does (a deploy changed its schema) is a dead letter
           // for that message alone, to be replayed once fixed; the rest of the claim goes on.
+          // Settling them must not cost the claims that decoded: should it fail, they are met again once their
+          // lease expires.
           return undecodable.length === 0 ? Effect.succeed(claims) : settle(undecodable).pipe(
-            Effect.zipLeft(
-              Effect.logError("outbox relay: claimed messages whose event does not decode are dead").pipe(
-                Effect.annotateLogs({ ids: undecodable.map((entry) => entry.id).join(",") })
-              )
+            Effect.zipRight(Effect.logError("outbox relay: claimed messages whose event does not decode are dead")),
+            Effect.catchAll((error) =>
+              Effect.logError("outbox relay: could not dead-letter messages whose event does not decode", error)
             ),
+            Effect.annotateLogs({ ids: undecodable.map((entry) => entry.id).join(",") }),
             Effect.as(claims)
           )
         }),
@@ -252,8 +254,9 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
       )
     }
 
-    // Each message row is updated first, under the fencing check (the lease's epoch, and the attempt still
-    // open, so that a finish repeated after a lost reply counts once), and its attempt closed only through it: a
+    // Each message row is updated first, under the fencing check (the lease's epoch, and a lease still held:
+    // finishing lets it go, so a finish repeated after a lost reply, even one racing the first, counts once; the
+    // attempt must be open too), and its attempt closed only through it: a
     // relay whose lease passed on changes nothing (the next claim has already closed its attempt). A message
     // sent back to backoff holds its tenant's later messages back as long (a hint for the claim's window).
     const settle = (settlements: ReadonlyArray<Settlement>) => {
@@ -273,7 +276,7 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
           retry_after_ms: next.retryAfterMillis
         }
       })
-      return sql<{ id: string }>`
+      return sql<{ id: string; epoch: string }>`
         WITH input AS (
           SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb) AS i(
             id bigint, epoch bigint, attempt integer, status text, attempt_outcome text, detail text,
@@ -291,11 +294,11 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
             last_error = COALESCE(i.last_error, t.last_error),
             finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
           FROM input i
-          WHERE t.id = i.id AND t.lease_epoch = i.epoch AND t.status = 'pending'
+          WHERE t.id = i.id AND t.lease_epoch = i.epoch AND t.status = 'pending' AND t.lease_owner IS NOT NULL
             AND EXISTS (
               SELECT 1 FROM tenant_delivery_attempts x
               WHERE x.delivery_id = i.id AND x.attempt = i.attempt AND x.finished_at IS NULL)
-          RETURNING t.id, t.status, t.tenant_id, t.tenant_version, t.next_attempt_at
+          RETURNING t.id, t.lease_epoch, t.status, t.tenant_id, t.tenant_version, t.next_attempt_at
         ),
         a AS (
           UPDATE tenant_delivery_attempts x SET finished_at = now(), outcome = i.attempt_outcome, detail = i.detail
@@ -309,10 +312,11 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
             AND f.tenant_version > d.tenant_version AND f.next_attempt_at < d.next_attempt_at
             AND f.id NOT IN (SELECT id FROM input)
         )
-        SELECT id::text AS id FROM d`.pipe(
+        SELECT id::text AS id, lease_epoch::text AS epoch FROM d`.pipe(
         Effect.map((rows) => {
-          const recorded = new Set(rows.map((row) => row.id))
-          return settlements.map(({ id }) => recorded.has(id))
+          // By lease, not message: one group can hold a message under a lapsed lease and under its new one.
+          const recorded = new Set(rows.map((row) => `${row.id}:${row.epoch}`))
+          return settlements.map(({ epoch, id }) => recorded.has(`${id}:${epoch}`))
         }),
         Effect.mapError(failure("finish")),
         Effect.withSpan("DeliveryLedger.finishAll", {

@@ -64,11 +64,10 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
   const valueKey = (key: string) => `${options.prefix}{${key}}`
   const versionKey = (key: string) => `${options.prefix}{${key}}:v`
 
-  // A client that times its commands out itself, as soon as ours would or sooner (the one `layerRedis` makes),
-  // needs no second timer: an Effect timeout costs a fiber and a timer per command, a fair part of a hit.
-  const clientTimeout = client.isCluster
-    ? (client as Cluster).options.redisOptions?.commandTimeout
-    : (client as Redis).options.commandTimeout
+  // A single node that times its commands out itself, as soon as ours would or sooner (the client `layerRedis`
+  // makes), needs no second timer: an Effect timeout costs a fiber and a timer per command, a fair part of a
+  // hit. A Cluster keeps ours: it queues commands without a timer while it is not ready.
+  const clientTimeout = client.isCluster ? undefined : (client as Redis).options.commandTimeout
   const timedByClient = clientTimeout !== undefined && clientTimeout > 0 && clientTimeout <= Duration.toMillis(timeout)
 
   /** One Redis call under the command timeout, its failure a typed `CacheError`. */
