@@ -1,11 +1,13 @@
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 
 /** Effect's built-in tracer: what every fiber has unless a layer (OpenTelemetry, say) installs another. */
-const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+const builtInTracer: Tracer.Tracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** Whether spans made under `tracer` go anywhere: whether it is not Effect's built-in tracer. */
 export const isTraced = (tracer: Tracer.Tracer): boolean => tracer !== builtInTracer

@@ -1,0 +1,54 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
+import * as CacheStore from "../src/CacheStore.js"
+import * as TenantRepository from "../src/TenantRepository.js"
+import { newTenant } from "./utils/tenants.js"
+
+/** A tracer that records the name and attributes of every span it is asked for, over the built-in one's spans. */
+const recordingTracer = Effect.map(Effect.tracer, (builtIn) => {
+  const spans: Array<{ readonly name: string; readonly attributes: Map<string, unknown> }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind, options) => {
+      const span = builtIn.span(name, parent, context, links, startTime, kind, options)
+      spans.push({ name, attributes: span.attributes as Map<string, unknown> })
+      return span
+    },
+    context: (f) => f()
+  })
+  return { tracer, spans }
+})
+
+const cached = CachedTenantRepository.layer().pipe(
+  Layer.provide(TenantRepository.layerMemory),
+  Layer.provide(CacheStore.layerMemory())
+)
+
+describe("CachedTenantRepository spans", () => {
+  it.effect("a lookup has a TenantCache.get span with its outcome under an installed tracer, none without", () =>
+    Effect.gen(function*() {
+      const repository = yield* TenantRepository.TenantRepository
+      const { event, tenant } = yield* newTenant()
+      yield* repository.insert(tenant, event)
+      const { spans, tracer } = yield* recordingTracer
+      const outcomes = () =>
+        spans.filter((span) => span.name === "TenantCache.get").map((span) =>
+          span.attributes.get("tenant.cache.outcome")
+        )
+
+      yield* repository.findById(tenant.id)
+      assert.deepStrictEqual(outcomes(), [], "the built-in tracer: no span asked for")
+
+      yield* Effect.withTracer(repository.findById(tenant.id), tracer)
+      assert.deepStrictEqual(outcomes(), ["hit"])
+      const { event: other, tenant: absent } = yield* newTenant()
+      assert.deepStrictEqual(yield* Effect.withTracer(repository.findById(absent.id), tracer), Option.none())
+      assert.deepStrictEqual(outcomes(), ["hit", "miss"])
+      assert.isTrue(spans.some((span) => span.name === "TenantCache.fill"))
+      yield* Effect.withTracer(repository.insert(absent, other), tracer)
+      assert.isTrue(spans.some((span) => span.name === "TenantCache.invalidate"))
+    }).pipe(Effect.provide(cached)))
+})
