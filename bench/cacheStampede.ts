@@ -52,24 +52,6 @@ interface Round {
   readonly latencies: ReadonlyArray<number>
 }
 
-const percentile = (sorted: Float64Array, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
-
-const measurementOf = (name: string, rounds: ReadonlyArray<Round>): Harness.Measurement => {
-  const sorted = Float64Array.from(rounds.flatMap((round) => round.latencies)).sort()
-  const roundNanos = rounds.map((round) => round.wallNanos)
-  const totalNanos = roundNanos.reduce((sum, nanos) => sum + nanos, 0)
-  return {
-    name,
-    ops: sorted.length,
-    opsPerSecond: sorted.length / (totalNanos / 1e9),
-    meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
-    p50Micros: percentile(sorted, 0.5) / 1e3,
-    p99Micros: percentile(sorted, 0.99) / 1e3,
-    roundNanos
-  }
-}
-
 /** One backend's cached repository, in a runtime of its own, and a round of `CALLERS` concurrent misses. */
 const setUp = (backend: Backend) =>
   Effect.gen(function*() {
@@ -147,7 +129,11 @@ const program = Effect.gen(function*() {
   const comparisons: Array<Harness.Comparison> = []
   for (const [index, backend] of backends.entries()) {
     const done = results[index] ?? []
-    const measurement = measurementOf(backend.name, done)
+    const measurement = Harness.measurementOf(
+      backend.name,
+      Float64Array.from(done.flatMap((round) => round.latencies)),
+      done.map((round) => round.wallNanos)
+    )
     const loads = done.map((round) => round.loads)
     const worst = Math.max(...loads)
     measurements.push(measurement)

@@ -97,21 +97,31 @@ export const measure = async (
       rounds[index]?.push(Number(process.hrtime.bigint() - roundStart))
     }
   }
-  return candidates.map((candidate, index) => {
-    const sorted = (latencies[index] ?? new Float64Array()).sort()
-    const roundNanos = rounds[index] ?? []
-    const totalNanos = roundNanos.reduce((sum, nanos) => sum + nanos, 0)
-    const ops = sorted.length
-    return {
-      name: candidate.name,
-      ops,
-      opsPerSecond: ops / (totalNanos / 1e9),
-      meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / ops / 1e3,
-      p50Micros: percentile(sorted, 0.5) / 1e3,
-      p99Micros: percentile(sorted, 0.99) / 1e3,
-      roundNanos
-    }
-  })
+  return candidates.map((candidate, index) =>
+    measurementOf(candidate.name, latencies[index] ?? new Float64Array(), rounds[index] ?? [])
+  )
+}
+
+/**
+ * The measurement of `latencies` (nanoseconds, one per operation; sorted in place) taken over rounds that lasted
+ * `roundNanos`: for benchmarks that time their operations themselves.
+ */
+export const measurementOf = (
+  name: string,
+  latencies: Float64Array,
+  roundNanos: ReadonlyArray<number>
+): Measurement => {
+  const sorted = latencies.sort()
+  const totalNanos = roundNanos.reduce((sum, nanos) => sum + nanos, 0)
+  return {
+    name,
+    ops: sorted.length,
+    opsPerSecond: sorted.length / (totalNanos / 1e9),
+    meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
+    p50Micros: percentile(sorted, 0.5) / 1e3,
+    p99Micros: percentile(sorted, 0.99) / 1e3,
+    roundNanos
+  }
 }
 
 /** The median over rounds of `numerator`'s round time divided by `denominator`'s: above 1 means slower. */

@@ -27,7 +27,7 @@ import { keyOf } from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
-import { measurementOf, recordingSenders } from "./outboxThroughput.js"
+import { recordingSenders } from "./outboxThroughput.js"
 
 const RATE = 100
 const EVENTS = 1_000
@@ -105,7 +105,9 @@ const program = Effect.gen(function*() {
   const commits = inserts.map((insert) => insert.committed)
   const sends = inserts.map((insert) => sentAt.get(insert.key) ?? Number.NaN)
   const maxMillis = lags.reduce((max, nanos) => Math.max(max, nanos), 0) / 1e6
-  const measurement = measurementOf("insert commit to send", lags, (Math.max(...sends) - Math.min(...commits)) * 1e6)
+  const measurement = Harness.measurementOf("insert commit to send", lags, [
+    (Math.max(...sends) - Math.min(...commits)) * 1e6
+  ])
   const p99Millis = measurement.p99Micros / 1e3
   const insertMillis = inserts.map((insert) => insert.insertMillis).sort((a, b) => a - b)
   yield* Console.log(

@@ -52,26 +52,6 @@ const DEADLINE = Duration.seconds(60)
 const senders = (mailer: Layer.Layer<Mailer.Mailer>) =>
   TenantNotifications.layer().pipe(Layer.provide(Layer.merge(mailer, SmsGateway.layerMemory)))
 
-const percentile = (sorted: Float64Array, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
-
-/**
- * A measurement of `latencies` (nanoseconds, one per message, sorted in place) over `wallNanos`; the lag benchmark
- * uses it too.
- */
-export const measurementOf = (name: string, latencies: Float64Array, wallNanos: number): Harness.Measurement => {
-  const sorted = latencies.sort()
-  return {
-    name,
-    ops: sorted.length,
-    opsPerSecond: sorted.length / (wallNanos / 1e9),
-    meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
-    p50Micros: percentile(sorted, 0.5) / 1e3,
-    p99Micros: percentile(sorted, 0.99) / 1e3,
-    roundNanos: [wallNanos]
-  }
-}
-
 /**
  * Runs `effect` on each of `inputs`, `concurrency` at once, and measures each run and the whole; named `name`.
  */
@@ -91,7 +71,7 @@ const measureEach = <I, A, E, R>(
           latencies[index] = Number(process.hrtime.bigint() - began)
         })
       }), { concurrency })
-    const measurement = measurementOf(name, latencies, Number(process.hrtime.bigint() - start))
+    const measurement = Harness.measurementOf(name, latencies, [Number(process.hrtime.bigint() - start)])
     return { measurement, results }
   })
 
@@ -193,7 +173,7 @@ const scenario = (name: string, relays: number, options: OutboxRelay.Options) =>
       )
     }
     const latencies = Float64Array.from(sentAt.values(), (at) => (at - start) * 1e6)
-    return { filled, delivered: measurementOf(name, latencies, wallNanos) }
+    return { filled, delivered: Harness.measurementOf(name, latencies, [wallNanos]) }
   }))
 
 const describe = (measurement: Harness.Measurement, unit: string, latency: string) =>
