@@ -129,7 +129,11 @@ describe("OutboxRelay chaos", () => {
           yield* until(() => smtp.accepted().length >= 150)
           smtp.setFallback("451")
           sms.setFallback("503")
-          yield* pause(1500)
+          // At least 1.5 s, and until the gateway has refused a few requests: SMS are one message in eight, and
+          // with relays being killed a short stretch can pass without one.
+          const refusedSms = () => sms.received().filter((request) => request.reply === "503").length
+          const outageEnds = Date.now() + 1500
+          yield* until(() => Date.now() >= outageEnds && refusedSms() >= 2)
           smtp.setFallback("accept")
           sms.setFallback("200")
           yield* until(() => smtp.accepted().length >= 300)
