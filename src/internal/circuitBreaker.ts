@@ -22,6 +22,15 @@ export interface CircuitBreaker {
    * lets one call through (half-open): its success closes the breaker, its failure opens it for another cooldown.
    */
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<Option.Option<A>, E>
+  /**
+   * Whether the breaker is closed with no failure counted: a caller that must spare `run`'s steps may then make
+   * its call directly, and report how it ended through `clearSucceeded` or `clearFailed`, as `run` does.
+   */
+  readonly isClear: () => boolean
+  /** Reports a success of a call made while {@link isClear}. */
+  readonly clearSucceeded: () => void
+  /** Reports a failure of a call made while {@link isClear}. */
+  readonly clearFailed: (error: unknown) => Effect.Effect<void>
 }
 
 type Role = "closed" | "probe" | "skip"
@@ -68,16 +77,20 @@ export const makeCircuitBreaker = (options: CircuitBreakerOptions): Effect.Effec
 
     // Closed with no failure counted, the common case, needs neither the clock nor a mask: only a failure has
     // something to record.
-    const closedFailed = <E>(error: E) => openUntil === undefined ? settle("closed", Exit.fail(error)) : Effect.void
+    const isClear = () => openUntil === undefined && failures === 0
+    const clearFailed = (error: unknown) => openUntil === undefined ? settle("closed", Exit.fail(error)) : Effect.void
+    const clearSucceeded = () => {
+      // Another call may have failed meanwhile: a success while closed clears the count, as `settle` does.
+      if (failures !== 0 && openUntil === undefined) failures = 0
+    }
 
     const run = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>, E> =>
       Effect.suspend(() =>
-        openUntil === undefined && failures === 0
+        isClear()
           ? effect.pipe(
-            Effect.tapError(closedFailed),
+            Effect.tapError(clearFailed),
             Effect.map((value) => {
-              // Another call may have failed meanwhile: a success while closed clears the count, as below.
-              if (failures !== 0 && openUntil === undefined) failures = 0
+              clearSucceeded()
               return Option.some(value)
             })
           )
@@ -96,5 +109,5 @@ export const makeCircuitBreaker = (options: CircuitBreakerOptions): Effect.Effec
         })
       )
 
-    return { run }
+    return { run, isClear, clearSucceeded, clearFailed }
   })
