@@ -396,7 +396,9 @@ export const make = (
     // call show.
     const read = (lookup: TenantCache.Lookup, key: string, traced: boolean): Effect.Effect<Read> => {
       const effect = whenClear(store.get(key)).pipe(
-        Effect.flatMap((cached) => Option.isNone(cached) ? bypassed : fromCached(lookup, key, cached.value, traced)),
+        Effect.flatMap((cached) =>
+          Option.isNone(cached) ? bypassed : fromCached(lookup, key, cached.value, traced)
+        ),
         Effect.catchAll((error) => readFailed(lookup, key, error))
       )
       return traced ? Effect.withSpan(effect, "TenantCache.get", spanOf(lookup, key)) : effect
@@ -419,9 +421,7 @@ export const make = (
           ),
         onRight: (value) =>
           ttlOf(found).pipe(
-            Effect.flatMap((ttl) =>
-              whenClear(store.setIfVersion(key, value, ttl, version))
-            ),
+            Effect.flatMap((ttl) => whenClear(store.setIfVersion(key, value, ttl, version))),
             Effect.flatMap(Option.match({
               onNone: () => Effect.as(outcome("bypassed"), false),
               onSome: (stored) =>
