@@ -41,9 +41,9 @@
  *
  * An invalidation that could not reach the store (a `CacheError`, or skipped while the breaker is open) is kept
  * in memory (at most `maxPendingInvalidations` keys, default 10,000) and retried: every `retryInterval` (default
- * 1 second) in a fiber of the layer's scope, and before any cache read or fill. While any invalidation is
- * pending, reads and fills bypass the store, so a tenant invalidated during an outage is never served from the
- * store after it: the retried invalidation deletes the value and moves the key's version, which also refuses
+ * 1 second) in a fiber of the layer's scope, and before any cache read or fill, one retry at a time (reads that
+ * come while one is under way wait for it). While any invalidation is pending, reads and fills bypass the store,
+ * so a tenant invalidated during an outage is never served from the store after it: the retried invalidation deletes the value and moves the key's version, which also refuses
  * every fill that read the version before it. Kept keys live in this process only: a process that stops during
  * an outage leaves its pending keys to their TTL, as does the oldest key given up when the bound is reached.
  *
@@ -64,12 +64,10 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -84,6 +82,7 @@ import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
 import { annotateWhenTraced, isTraced, spanWhenTraced, withTags } from "./internal/observability.js"
+import { makeSingleFlight } from "./internal/singleFlight.js"
 import type { Tenant } from "./Tenant.js"
 import * as TenantCache from "./TenantCache.js"
 import type { TenantEvent } from "./TenantEvent.js"
@@ -463,33 +462,8 @@ export const make = (
         }
       })
 
-    // One load per key and version at a time. The entry is added and the load forked in one synchronous step,
-    // so no second caller can slip in between; it is removed when the load ends, however it ends.
-    const flights = new Map<string, Deferred.Deferred<Option.Option<Tenant>, RepositoryError>>()
-
-    const shared = (flight: string, load: Effect.Effect<Option.Option<Tenant>, RepositoryError>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const current = flights.get(flight)
-          if (current !== undefined) return restore(Deferred.await(current))
-          const deferred = Deferred.unsafeMake<Option.Option<Tenant>, RepositoryError>(FiberId.none)
-          flights.set(flight, deferred)
-          // Forked into the layer's scope, so that the load outlives an interrupted first caller; interruptible
-          // again, so that closing the scope can stop it.
-          return Effect.forkIn(Effect.interruptible(load), scope).pipe(
-            Effect.tap((fiber) =>
-              Effect.sync(() =>
-                // An observer runs however the fiber ends, even when it is interrupted before it starts.
-                fiber.addObserver((exit) => {
-                  if (flights.get(flight) === deferred) flights.delete(flight)
-                  Deferred.unsafeDone(deferred, exit)
-                })
-              )
-            ),
-            Effect.zipRight(restore(Deferred.await(deferred)))
-          )
-        })
-      )
+    // One load per key and version at a time (see the module's comment on versions).
+    const shared = makeSingleFlight<Option.Option<Tenant>, RepositoryError>(scope)
 
     /** A lookup once the cache has answered. */
     const afterRead = (
@@ -549,14 +523,18 @@ export const make = (
     ) =>
     (cached: Option.Option<string>): Effect.Effect<Option.Option<Tenant>, RepositoryError> => {
       breaker.clearSucceeded()
+      let read: Effect.Effect<Read, CacheError>
       if (Option.isSome(cached)) {
         const decoded = decode(key, cached.value)
         if (Either.isRight(decoded)) {
           observed[lookup].hit.unsafeUpdate(1, labels)
           return Effect.succeed(decoded.right)
         }
+        read = undecodable(lookup, key, decoded.left)
+      } else {
+        read = versioned(lookup, key, false)
       }
-      return fromCached(lookup, key, cached, false).pipe(
+      return read.pipe(
         Effect.catchAll((error) => readFailed(lookup, key, error)),
         Effect.flatMap((result) => afterRead(lookup, key, load, result))
       )
@@ -614,8 +592,18 @@ export const make = (
         ).pipe(Effect.annotateLogs({ keys: dropped.join(" ") }))
       })
 
-    /** Retries every pending invalidation (when the breaker lets it); answers whether none is pending any more. */
-    const flush: Effect.Effect<boolean> = Effect.suspend(() => {
+    /**
+     * Retries every pending invalidation (when the breaker lets it); answers whether none is pending any more.
+     * Callers that come while a retry is under way wait for it rather than send the whole batch again: during an
+     * outage every read comes here first.
+     */
+    const flush: Effect.Effect<boolean> = Effect.suspend(() =>
+      pending.size === 0 ? Effect.succeed(true) : sharedFlush("flush", retryPending)
+    )
+
+    const sharedFlush = makeSingleFlight<boolean, never>(scope)
+
+    const retryPending: Effect.Effect<boolean> = Effect.suspend(() => {
       if (pending.size === 0) {
         return Effect.succeed(true)
       }

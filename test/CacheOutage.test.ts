@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -25,6 +27,8 @@ const store = CacheStore.CacheStore
 interface Switch {
   readonly calls: Array<string>
   down: boolean
+  /** While set, invalidations reach the store only once it is done. */
+  holdInvalidations?: Deferred.Deferred<void> | undefined
 }
 
 const switched = (state: Switch) =>
@@ -34,8 +38,14 @@ const switched = (state: Switch) =>
       const call = <A>(operation: string, effect: Effect.Effect<A, CacheStore.CacheError>) =>
         Effect.suspend(() => {
           state.calls.push(operation)
-          return state.down
-            ? Effect.fail(new CacheStore.CacheError({ reason: "Unreachable", operation, detail: "the test cut it" }))
+          if (state.down) {
+            return Effect.fail(
+              new CacheStore.CacheError({ reason: "Unreachable", operation, detail: "the test cut it" })
+            )
+          }
+          const hold = state.holdInvalidations
+          return operation === "invalidate" && hold !== undefined
+            ? Effect.zipRight(Deferred.await(hold), effect)
             : effect
         })
       return store.of({
@@ -145,6 +155,34 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
           )
         )).count
         assert.strictEqual(failuresAfter - failuresBefore, 1, "a retried invalidation is counted once")
+      }).pipe(Effect.provide(stack(CacheStore.layerMemory(), state, options)))
+    }))
+
+  it.effect("has reads that come while pending invalidations are retried wait for that retry, not send their own", () =>
+    Effect.gen(function*() {
+      const state: Switch = { calls: [], down: false }
+      yield* Effect.gen(function*() {
+        const tenant = yield* inserted()
+        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(tenant))
+        state.down = true
+        const changed = yield* updated(tenant, { name: "Changed Inc." })
+        state.down = false
+        assert.isFalse(yield* breakerIsOpen, "two failures, under the threshold of three")
+        const hold = yield* Deferred.make<void>()
+        state.holdInvalidations = hold
+        state.calls.length = 0
+        const readers = yield* Effect.forEach(
+          Array.from({ length: 20 }),
+          () => Effect.fork(findById(tenant.id)),
+          { concurrency: "unbounded" }
+        )
+        // Let every reader run up to the retry it waits for.
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        assert.deepStrictEqual(state.calls, ["invalidate"], "one retry under way, whatever the number of readers")
+        yield* Deferred.succeed(hold, undefined)
+        for (const reader of readers) assert.deepStrictEqual(yield* Fiber.join(reader), Option.some(changed))
+        assert.strictEqual(state.calls.filter((call) => call === "invalidate").length, 1)
+        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
       }).pipe(Effect.provide(stack(CacheStore.layerMemory(), state, options)))
     }))
 

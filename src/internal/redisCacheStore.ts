@@ -97,10 +97,14 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
   const get = (key: string): Effect.Effect<Option.Option<string>, CacheError> =>
     timedByClient
       ? Effect.async((resume) => {
-        client.get(valueKey(key)).then(
-          (value) => resume(Effect.succeed(Option.fromNullable(value))),
-          (error) => resume(Effect.fail(getFailed(error)))
-        )
+        try {
+          client.get(valueKey(key)).then(
+            (value) => resume(Effect.succeed(Option.fromNullable(value))),
+            (error) => resume(Effect.fail(getFailed(error)))
+          )
+        } catch (error) {
+          resume(Effect.fail(getFailed(error)))
+        }
       })
       : Effect.map(call("get", () => client.get(valueKey(key))), Option.fromNullable)
 
