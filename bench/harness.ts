@@ -2,9 +2,9 @@
  * A small measuring helper for the benchmarks: no library, `process.hrtime.bigint()` around sequential, awaited
  * operations.
  *
- * Candidates are measured interleaved, round by round, and the first one to run rotates each round (A, B, then
- * B, A, ...), so that drift on the machine (frequency, other processes, the database's caches) falls on all of
- * them alike. A comparison is the median of the per-round ratios, which one noisy round cannot move.
+ * Candidates are measured interleaved, round by round, in an order shuffled each round (seeded, so repeatable),
+ * so that drift on the machine (frequency, other processes, the database's caches) and the garbage one candidate
+ * leaves for the next fall on all of them alike. A comparison is the median of the per-round ratios, which one noisy round cannot move.
  */
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -37,6 +37,8 @@ export interface Measurement {
   readonly p99Micros: number
   /** The wall time of each round, in nanoseconds, in round order. */
   readonly roundNanos: ReadonlyArray<number>
+  /** Operations per timed call: above 1, each latency is the mean over one call's batch. */
+  readonly batch: number
 }
 
 /** `numerator` time over `denominator` time, with the goal it is held to when there is one. */
@@ -69,6 +71,28 @@ const median = (values: ReadonlyArray<number>): number => {
 }
 
 /**
+ * The order in which `count` candidates run in `round`: a shuffle drawn from a generator seeded by the round, so
+ * that no candidate always follows the same other one (and inherits the garbage it left) and a run can be
+ * repeated in the same order.
+ */
+const orderOf = (round: number, count: number): ReadonlyArray<number> => {
+  const order = Array.from({ length: count }, (_, index) => index)
+  let state = (round + 1) * 2_654_435_761 >>> 0
+  for (let i = count - 1; i > 0; i--) {
+    // xorshift32
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    state >>>= 0
+    const j = state % (i + 1)
+    const swapped = order[j] ?? j
+    order[j] = order[i] ?? i
+    order[i] = swapped
+  }
+  return order
+}
+
+/**
  * Runs every candidate by `plan`, interleaved round by round, and measures each. Stops between two operations
  * once `signal` is aborted, so that an interrupted benchmark can clean up without operations still running.
  */
@@ -86,8 +110,7 @@ export const measure = async (
   const latencies = candidates.map(() => new Float64Array(plan.rounds * plan.opsPerRound))
   const rounds = candidates.map((): Array<number> => [])
   for (let round = 0; round < plan.rounds; round++) {
-    for (let turn = 0; turn < candidates.length; turn++) {
-      const index = (round + turn) % candidates.length
+    for (const index of orderOf(round, candidates.length)) {
       const candidate = candidates[index]
       const latency = latencies[index]
       if (candidate === undefined || latency === undefined) continue
@@ -126,7 +149,8 @@ export const measurementOf = (
     meanMicros: sorted.reduce((sum, nanos) => sum + nanos, 0) / sorted.length / 1e3,
     p50Micros: percentile(sorted, 0.5) / 1e3,
     p99Micros: percentile(sorted, 0.99) / 1e3,
-    roundNanos
+    roundNanos,
+    batch
   }
 }
 
@@ -153,7 +177,8 @@ export const format = (value: number, digits = 0): string =>
 export const describeOps = (measurement: Measurement): string =>
   `${padName(measurement.name)} ${format(measurement.opsPerSecond).padStart(9)} ops/s  ` +
   `mean ${format(measurement.meanMicros, 1)} us  p50 ${format(measurement.p50Micros, 1)} us  ` +
-  `p99 ${format(measurement.p99Micros, 1)} us`
+  `p99 ${format(measurement.p99Micros, 1)} us` +
+  (measurement.batch > 1 ? ` (latencies: means over batches of ${measurement.batch})` : "")
 
 const padName = (name: string) => `  ${name.padEnd(32)}`
 
@@ -175,6 +200,11 @@ export const contest = (
   describe: (measurement: Measurement) => string = describeOps
 ): Effect.Effect<Report, unknown> =>
   Effect.gen(function*() {
+    const names = new Set(candidates.map((candidate) => candidate.name))
+    const unknown = versus.flatMap(({ baseline, candidate }) => [candidate, baseline]).filter((name) =>
+      !names.has(name)
+    )
+    if (unknown.length > 0) return yield* Effect.dieMessage(`no candidate named ${unknown.join(", ")}`)
     const measurements = yield* Effect.tryPromise((signal) => measure(candidates, plan, signal))
     for (const measurement of measurements) yield* Console.log(describe(measurement))
     const comparisons: Array<Comparison> = []

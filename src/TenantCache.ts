@@ -154,7 +154,7 @@ const copyTenant = (tenant: Tenant): Tenant =>
 
 /**
  * {@link decode} with a memory of the value last decoded under each of the last `capacity` keys (default
- * 1,000): a key read again with the same value is not parsed and checked again, and every caller still gets a
+ * 1,000; the key remembered first is forgotten first): a key read again with the same value is not parsed and checked again, and every caller still gets a
  * tenant of its own, a copy of the one decoded. Decoding is most of the cost of a cache hit; comparing the value
  * with the one remembered, and the copy, take a fraction of it.
  *
