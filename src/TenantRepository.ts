@@ -45,6 +45,7 @@ import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
 import { DeliveryLedger } from "./DeliveryLedger.js"
 import { makeMemoryStore } from "./internal/memoryRepository.js"
+import { spanWhenTraced, timerKey, timerOf, timerWithTags } from "./internal/observability.js"
 import { makePgStore } from "./internal/pgRepository.js"
 import type { InvalidInput } from "./InvalidInput.js"
 import type { Tenant, TenantId } from "./Tenant.js"
@@ -100,16 +101,18 @@ export interface Service {
  */
 export class TenantRepository extends Context.Tag("tenant-infra/TenantRepository")<TenantRepository, Service>() {}
 
+const operationDurationKey = timerKey(
+  "tenant_repository_operation_duration",
+  "How long TenantRepository operations take"
+)
+
 /**
  * How long repository operations take, in milliseconds, tagged with `operation` and `backend`.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const operationDuration = Metric.timer(
-  "tenant_repository_operation_duration",
-  "How long TenantRepository operations take"
-)
+export const operationDuration = timerOf(operationDurationKey)
 
 /**
  * Repository operations that failed, tagged with `operation`, `backend` and `error` (the error's tag, so that
@@ -123,25 +126,30 @@ export const operationFailures = Metric.counter("tenant_repository_operation_fai
   incremental: true
 })
 
-/** Every public operation gets a span, a duration and a failure count; the metric keys are built once. */
+/**
+ * Every public operation gets a duration, a failure count and, when a tracer that exports spans is installed, a
+ * span. The durations are tagged once, in their key: a tagged metric looks itself up on every update otherwise,
+ * a fair part of a lookup by id.
+ */
 const observed = (backend: string, service: Service): Service => {
   const observe = (operation: string) => {
     const span = `TenantRepository.${operation}`
-    const attributes = { "tenant.repository.backend": backend }
-    const duration = operationDuration.pipe(
-      Metric.tagged("operation", operation),
-      Metric.tagged("backend", backend)
-    )
+    const spanOptions = { captureStackTrace: false, attributes: { "tenant.repository.backend": backend } }
+    const duration = timerWithTags(operationDurationKey, { operation, backend })
     const failures = operationFailures.pipe(Metric.tagged("operation", operation), Metric.tagged("backend", backend))
     return <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.flatMap(Clock.currentTimeNanos, (start) =>
-        effect.pipe(
-          Effect.tapError((error) => Metric.increment(Metric.tagged(failures, "error", error._tag))),
-          // Metric.trackDuration records successes only; failures take time too.
-          Effect.onExit(() =>
-            Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(duration, Duration.nanos(end - start)))
-          )
-        )).pipe(Effect.withSpan(span, { captureStackTrace: false, attributes }))
+      spanWhenTraced(
+        Effect.flatMap(Clock.currentTimeNanos, (start) =>
+          effect.pipe(
+            Effect.tapError((error) => Metric.increment(Metric.tagged(failures, "error", error._tag))),
+            // Metric.trackDuration records successes only; failures take time too.
+            Effect.onExit(() =>
+              Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(duration, Duration.nanos(end - start)))
+            )
+          )),
+        span,
+        spanOptions
+      )
   }
   const insert = observe("insert")
   const save = observe("save")

@@ -2,25 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Tracer from "effect/Tracer"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { newTenant } from "./utils/tenants.js"
-
-/** A tracer that records the name and attributes of every span it is asked for, over the built-in one's spans. */
-const recordingTracer = Effect.map(Effect.tracer, (builtIn) => {
-  const spans: Array<{ readonly name: string; readonly attributes: Map<string, unknown> }> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind, options) => {
-      const span = builtIn.span(name, parent, context, links, startTime, kind, options)
-      spans.push({ name, attributes: span.attributes as Map<string, unknown> })
-      return span
-    },
-    context: (f) => f()
-  })
-  return { tracer, spans }
-})
+import { recordingTracer } from "./utils/tracing.js"
 
 const cached = CachedTenantRepository.layer().pipe(
   Layer.provide(TenantRepository.layerMemory),

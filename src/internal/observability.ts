@@ -1,9 +1,13 @@
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
+import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
+import type * as MetricState from "effect/MetricState"
 import * as Tracer from "effect/Tracer"
 
 /** Effect's built-in tracer: what every fiber has unless a layer (OpenTelemetry, say) installs another. */
@@ -27,6 +31,35 @@ export const spanWhenTraced = <A, E, R>(
 /** An attribute on the current span, when spans are being made (see {@link spanWhenTraced}). */
 export const annotateWhenTraced = (key: string, value: unknown): Effect.Effect<void> =>
   Effect.tracerWith((tracer) => tracer === builtInTracer ? Effect.void : Effect.annotateCurrentSpan(key, value))
+
+const TIME_UNIT = MetricLabel.make("time_unit", "milliseconds")
+
+type HistogramKey = MetricKey.MetricKey.Histogram
+
+/** The key under which `Metric.timer(name, description)` records (its boundaries), before its `time_unit` tag. */
+export const timerKey = (name: string, description: string): HistogramKey =>
+  MetricKey.histogram(name, MetricBoundaries.exponential({ start: 0.5, factor: 2, count: 35 }), description)
+
+/**
+ * `Metric.timer` over `key`: durations in milliseconds, tagged `time_unit`. Metrics built on one key object are
+ * one metric (a key's boundaries are compared by identity), so every view of a timer starts from its key.
+ */
+export const timerOf = (
+  key: HistogramKey
+): Metric.Metric<MetricKeyType.MetricKeyType.Histogram, Duration.Duration, MetricState.MetricState.Histogram> =>
+  Metric.mapInput(Metric.tagged(Metric.fromMetricKey(key), TIME_UNIT.key, TIME_UNIT.value), Duration.toMillis)
+
+/**
+ * {@link timerOf} `key` with `tags` in its key, after `time_unit`, in the order in which `Metric.tagged` on the
+ * timer would add them: the same metric, found once instead of on every update.
+ */
+export const timerWithTags = (
+  key: HistogramKey,
+  tags: Readonly<Record<string, string>>
+): Metric.Metric<MetricKeyType.MetricKeyType.Histogram, Duration.Duration, MetricState.MetricState.Histogram> => {
+  const labels = [TIME_UNIT, ...Object.entries(tags).map(([name, value]) => MetricLabel.make(name, value))]
+  return Metric.mapInput(Metric.fromMetricKey(MetricKey.taggedWithLabels(key, labels)), Duration.toMillis)
+}
 
 /**
  * A counter with its tags in its key. `Metric.tagged` adds the tags on every update, which looks the metric up
