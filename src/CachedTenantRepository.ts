@@ -118,7 +118,7 @@ export interface Options {
   /**
    * How many decoded tenants are remembered, one per key (default 10,000; the oldest remembered goes first): a
    * hit whose value was decoded before is compared with it and handed out as a copy, instead of being parsed
-   * and checked again by the `Tenant` schema (about 15 us per tenant on a 2-core machine). Each costs about its
+   * and checked again by the `Tenant` rules (about 5 us per tenant on a 2-core machine). Each costs about its
    * cached value and one tenant in memory, 1-2 KB; size it to the tenants a process reads often.
    */
   readonly decodedTenants?: number | undefined

@@ -24,7 +24,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { Hostname, normalizeCode, normalizeHostname, Tenant, TenantCode } from "./Tenant.js"
+import { Hostname, normalizeCode, normalizeHostname, reconstitute, Tenant, TenantCode } from "./Tenant.js"
 
 /**
  * The three ways a tenant is looked up, each with keys of its own.
@@ -130,8 +130,45 @@ export const encode = (found: Option.Option<Tenant>): Either.Either<string, Pars
  * @since 0.1.0
  * @category codec
  */
-export const decode = (value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> =>
-  value === ABSENT ? Either.right(Option.none()) : Either.map(decodeTenant(value), Option.some)
+export const decode = (value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> => {
+  if (value === ABSENT) return Either.right(Option.none())
+  const tenant = quickDecode(value)
+  return tenant === undefined ? Either.map(decodeTenant(value), Option.some) : Either.right(Option.some(tenant))
+}
+
+const TIMESTAMPS = ["createdAt", "updatedAt", "deletedAt"] as const
+
+/**
+ * The common case of {@link decode}, a tenant in the current shape, by `JSON.parse` and `Tenant.reconstitute`:
+ * in the encoded form only the timestamps differ from the tenant's fields (ISO strings, read as the schema reads
+ * them, with `new Date`), and `reconstitute` checks the rest by the schema's rules, quickly when it can. Anything
+ * else (not JSON, a timestamp that is not a string, a field that does not check) is left to the schema's full
+ * decode, which has the last word and explains what is wrong.
+ */
+const quickDecode = (value: string): Tenant | undefined => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined
+  const fields: Record<string, unknown> = { ...parsed }
+  for (const name of TIMESTAMPS) {
+    if (!Object.prototype.hasOwnProperty.call(fields, name)) continue
+    const timestamp = fields[name]
+    if (typeof timestamp !== "string") return undefined
+    fields[name] = new Date(timestamp)
+  }
+  const change = fields["lastStatusChange"]
+  if (change !== undefined) {
+    if (typeof change !== "object" || change === null || Array.isArray(change)) return undefined
+    const at: unknown = (change as Record<string, unknown>)["at"]
+    if (typeof at !== "string") return undefined
+    fields["lastStatusChange"] = { ...change, at: new Date(at) }
+  }
+  return Either.getOrUndefined(reconstitute(fields))
+}
 
 /**
  * A copy of a tenant that shares nothing mutable with it (its dates, contact, settings and last status change
