@@ -506,8 +506,16 @@ const isTimestamp = (value: unknown): value is Date => {
 const isCode = (value: unknown): value is string =>
   typeof value === "string" && value.length >= 3 && value.length <= 50 && CODE_START.test(value) &&
   CODE_CHARACTERS.test(value) && !value.includes("--") && !value.endsWith("-")
+// For a name in ASCII the rules of TenantName come to this: NFC changes no ASCII text, the only whitespace
+// NAME_CHARACTERS allows is the space, and its letters and digits are A-Z, a-z and 0-9. The Unicode rules (ICU's
+// normalisation, property classes) cost several times more, most of all when their tables are not in cache.
+const ASCII_NAME = /^[A-Za-z0-9.,&'()_-]+(?: [A-Za-z0-9.,&'()_-]+)*$/
+const ASCII_LETTER_OR_DIGIT = /[A-Za-z0-9]/
 const isName = (value: unknown): value is string => {
   if (typeof value !== "string") return false
+  if (ASCII_NAME.test(value)) {
+    return value.length >= 2 && value.length <= 100 && ASCII_LETTER_OR_DIGIT.test(value)
+  }
   const length = codePointLength(value)
   return length >= 2 && length <= 100 && value === normalizeName(value) && NAME_CHARACTERS.test(value) &&
     NAME_HAS_LETTER_OR_DIGIT.test(value)

@@ -205,7 +205,8 @@ export const makeDecoder = (capacity = 1_000) => {
     if (value === ABSENT) return Either.right(Option.none())
     const known = decoded.get(key)
     if (known !== undefined && known.value === value) return Either.right(Option.some(copyTenant(known.tenant)))
-    return Either.map(decodeTenant(value), (tenant) => {
+    const fresh = quickDecode(value)
+    return Either.map(fresh === undefined ? decodeTenant(value) : Either.right(fresh), (tenant) => {
       if (known === undefined && decoded.size >= limit) {
         const oldest = decoded.keys().next()
         if (oldest.done !== true) decoded.delete(oldest.value)
