@@ -309,3 +309,17 @@ describe("TenantCache.decode agrees with the schema's full decode", () => {
     }
   })
 })
+
+describe("Tenant.isTenantId", () => {
+  it("answers what Schema.is(TenantId) answers", () => {
+    const bySchema = Schema.is(Tenant.TenantId)
+    for (const value of values) assert.strictEqual(Tenant.isTenantId(value), bySchema(value), String(value))
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.oneof(FastCheck.uuid(), FastCheck.uuid().map((id) => id.toUpperCase()), FastCheck.string()),
+        (value) => Tenant.isTenantId(value) === bySchema(value)
+      ),
+      { numRuns: 2_000 }
+    )
+  })
+})

@@ -89,7 +89,7 @@ export const zeroCounts = (): { -readonly [S in TenantStatus]: number } => ({
 })
 
 /** Ids that are not tenant ids can name no tenant; looking one up answers "none" instead of a database error. */
-export const isTenantId = Schema.is(TenantId)
+export { isTenantId } from "../Tenant.js"
 
 const statusAfter: Partial<Record<TenantEvent["_tag"], TenantStatus>> = {
   TenantCreated: "pending",
