@@ -21,7 +21,6 @@
  */
 import { BentoCache, bentostore } from "bentocache"
 import { redisDriver } from "bentocache/drivers/redis"
-import * as Array from "effect/Array"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -34,10 +33,10 @@ import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantCache from "../src/TenantCache.js"
-import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshPrefix, REDIS_URL } from "../test/utils/redis.js"
 import * as Harness from "./harness.js"
+import { pick, seed } from "./tenants.js"
 
 const TENANTS = 200
 const LARGE_TENANTS = 2_000
@@ -46,30 +45,6 @@ const GOAL = 1.15
 /** Lookups per timed operation: one fiber's worth for the program, the same number of awaits for the others. */
 const BATCH = 50
 const PLAN: Harness.Plan = { warmup: 40, rounds: 15, opsPerRound: 40 }
-
-/** Tenants of a realistic shape: every other one with a phone, every third one with a domain. */
-const seed = (tenants: number) =>
-  Effect.gen(function*() {
-    const repository = yield* TenantRepository.TenantRepository
-    return yield* Effect.forEach(Array.range(1, tenants), (n) =>
-      Effect.gen(function*() {
-        const id = yield* TenantLifecycle.newTenantId
-        const { event, tenant } = yield* TenantLifecycle.create(id, {
-          code: `bench-${n}`,
-          name: `Bench Tenant ${n}`,
-          contact: n % 2 === 0
-            ? { email: `admin${n}@bench.test` }
-            : { email: `admin${n}@bench.test`, phone: "+15550100" },
-          ...(n % 3 === 0 ? { domain: `tenant-${n}.bench.test` } : {}),
-          settings: { plan: n % 5 === 0 ? "pro" : "free", seats: n % 50 }
-        }, yield* TenantLifecycle.stamp({ actor: "bench" }))
-        yield* repository.insert(tenant, event)
-        return id
-      }))
-  })
-
-const pick = (ids: Array.NonEmptyReadonlyArray<TenantId>): TenantId =>
-  ids[Math.floor(Math.random() * ids.length)] ?? Array.headNonEmpty(ids)
 
 /** The client both sides share the timeout of; the raw side reads the very key the cache reads. */
 const rawReader = (client: Redis, prefix: string) => (id: TenantId) =>
@@ -98,7 +73,6 @@ const cachedStack = (prefix: string, tenants: number, client: Redis, options: Ca
     const context = yield* runtime.runtimeEffect
     const repository = yield* Effect.provide(TenantRepository.TenantRepository, context)
     const ids = yield* Effect.provide(seed(tenants), context)
-    if (!Array.isNonEmptyReadonlyArray(ids)) return yield* Effect.dieMessage("no tenant was seeded")
     const viaCache = (id: TenantId) => runtime.runPromise(repository.findById(id))
     const viaRawRedis = rawReader(client, prefix)
     // Warm the cache: every id read once, so that every timed lookup is a hit.

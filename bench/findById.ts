@@ -21,10 +21,10 @@ import * as Redacted from "effect/Redacted"
 import pg from "pg"
 import { rowToProps, type TenantRow } from "../src/internal/pgRepository.js"
 import type { TenantId } from "../src/Tenant.js"
-import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
+import { pick, seed } from "./tenants.js"
 
 const TENANTS = 1_000
 const POOL_SIZE = 4
@@ -37,29 +37,6 @@ const PLAN: Harness.Plan = { warmup: 50, rounds: 11, opsPerRound: 60 }
 const FIND_BY_ID = "SELECT id, code, name, status, email, phone, locale, domain, settings, version, created_at, " +
   "updated_at, deleted_at, status_changed_by, status_change_reason, status_changed_at " +
   "FROM tenants WHERE id = $1 AND deleted_at IS NULL"
-
-/** Tenants of a realistic shape: every other one with a phone, every third one with a domain. */
-const seed = Effect.gen(function*() {
-  const repository = yield* TenantRepository.TenantRepository
-  return yield* Effect.forEach(Array.range(1, TENANTS), (n) =>
-    Effect.gen(function*() {
-      const id = yield* TenantLifecycle.newTenantId
-      const { event, tenant } = yield* TenantLifecycle.create(id, {
-        code: `bench-${n}`,
-        name: `Bench Tenant ${n}`,
-        contact: n % 2 === 0
-          ? { email: `admin${n}@bench.test` }
-          : { email: `admin${n}@bench.test`, phone: "+15550100" },
-        ...(n % 3 === 0 ? { domain: `tenant-${n}.bench.test` } : {}),
-        settings: { plan: n % 5 === 0 ? "pro" : "free", seats: n % 50 }
-      }, yield* TenantLifecycle.stamp({ actor: "bench" }))
-      yield* repository.insert(tenant, event)
-      return id
-    }), { concurrency: POOL_SIZE })
-})
-
-const pick = (ids: Array.NonEmptyReadonlyArray<TenantId>): TenantId =>
-  ids[Math.floor(Math.random() * ids.length)] ?? Array.headNonEmpty(ids)
 
 const program = Effect.gen(function*() {
   const url = urlWithSchema(yield* freshSchemaNamed("bench"))
@@ -79,8 +56,7 @@ const program = Effect.gen(function*() {
   )
   const context = yield* runtime.runtimeEffect
   const repository = yield* Effect.provide(TenantRepository.TenantRepository, context)
-  const ids = yield* Effect.provide(seed, context)
-  if (!Array.isNonEmptyReadonlyArray(ids)) return yield* Effect.dieMessage("no tenant was seeded")
+  const ids = yield* Effect.provide(seed(TENANTS, POOL_SIZE), context)
   const pool = yield* Effect.acquireRelease(
     Effect.sync(() => new pg.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 5_000 })),
     (pool) => Effect.promise(() => pool.end())

@@ -503,14 +503,16 @@ const LOCALES: ReadonlySet<unknown> = new Set(Locale.literals)
 const isFields = (value: unknown): value is Fields =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 const has = (fields: Fields, key: string): boolean => Object.prototype.hasOwnProperty.call(fields, key)
-// The schema reads own properties only; an inherited one counts as absent.
+// Own properties only, each read once: an inherited value is left to the schema (which reads a required field
+// whether own or inherited), and a getter cannot answer one thing to the check and another to the copy.
 const own = (fields: Fields, key: string): unknown => has(fields, key) ? fields[key] : undefined
 const isStorable = (text: string): boolean => !text.includes("\u0000") && !LONE_SURROGATE.test(text)
 const isText = (value: unknown, min: number, max: number): value is string =>
   typeof value === "string" && value.length >= min && value.length <= max && value === value.trim() &&
   isStorable(value)
 const isTimestamp = (value: unknown): value is Date => {
-  if (!(value instanceof Date)) return false
+  // The schema's calls, in its order: a valid date (getTime), then the year.
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) return false
   const year = value.getUTCFullYear()
   return year >= 1 && year <= 9999
 }
@@ -593,31 +595,31 @@ const quickProps = (value: unknown): Props | undefined => {
   const contact = quickContact(own(value, "contact"))
   const settings = quickSettings(own(value, "settings"))
   if (contact === undefined || settings === undefined) return undefined
-  const props: Record<string, unknown> = {
+  const hasDomain = has(value, "domain")
+  const domain = own(value, "domain")
+  const hasDeletedAt = has(value, "deletedAt")
+  const deletedAt = own(value, "deletedAt")
+  const hasChange = has(value, "lastStatusChange")
+  const change = hasChange ? quickStatusChange(own(value, "lastStatusChange")) : undefined
+  if (
+    (hasDomain && !isHostname(domain)) || (hasDeletedAt && !isTimestamp(deletedAt)) ||
+    (hasChange && change === undefined) || (status === "deleted") !== hasDeletedAt
+  ) return undefined
+  // In the schema's order of fields, as its decode builds them: the order shows in JSON and in logs.
+  return {
     id,
     code,
     name,
     status,
     contact,
+    ...(hasDomain ? { domain } : {}),
     settings,
     version,
     createdAt,
-    updatedAt
-  }
-  if (has(value, "domain")) {
-    if (!isHostname(value["domain"])) return undefined
-    props["domain"] = value["domain"]
-  }
-  if (has(value, "deletedAt")) {
-    if (!isTimestamp(value["deletedAt"])) return undefined
-    props["deletedAt"] = value["deletedAt"]
-  }
-  if (has(value, "lastStatusChange")) {
-    const change = quickStatusChange(value["lastStatusChange"])
-    if (change === undefined) return undefined
-    props["lastStatusChange"] = change
-  }
-  return (status === "deleted") === (props["deletedAt"] !== undefined) ? props as Props : undefined
+    updatedAt,
+    ...(hasDeletedAt ? { deletedAt } : {}),
+    ...(hasChange ? { lastStatusChange: change } : {})
+  } as Props
 }
 
 /**

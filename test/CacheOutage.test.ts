@@ -92,6 +92,17 @@ const breakerIsOpen = Effect.map(
 
 const findById = (id: Tenant["id"]) => Effect.flatMap(repository, (repo) => repo.findById(id))
 
+/** A tenant read once (so cached), then updated while the store fails: the update's invalidation is pending. */
+const updatedWhileDown = (state: Switch) =>
+  Effect.gen(function*() {
+    const tenant = yield* inserted()
+    assert.deepStrictEqual(yield* findById(tenant.id), Option.some(tenant))
+    state.down = true
+    const changed = yield* updated(tenant, { name: "Changed Inc." })
+    state.down = false
+    return changed
+  })
+
 describe("CachedTenantRepository while the store is failing (TestClock)", () => {
   const options = { breakerThreshold: 3, breakerCooldown: "5 seconds", retryInterval: "1 minute" } as const
 
@@ -138,16 +149,12 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
             Metric.tagged("lookup", "id")
           )
         )).count
-        const tenant = yield* inserted()
-        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(tenant))
-        state.down = true
-        const changed = yield* updated(tenant, { name: "Changed Inc." })
-        state.down = false
+        const changed = yield* updatedWhileDown(state)
         // The breaker is still closed: the next read retries the invalidation first, then reads the store.
         state.calls.length = 0
-        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
+        assert.deepStrictEqual(yield* findById(changed.id), Option.some(changed))
         assert.deepStrictEqual(state.calls.slice(0, 2), ["invalidate", "get"])
-        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
+        assert.deepStrictEqual(yield* findById(changed.id), Option.some(changed))
         const failuresAfter = (yield* Metric.value(
           CachedTenantRepository.invalidationFailures.pipe(
             Metric.tagged("tier", "store"),
@@ -162,18 +169,14 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
     Effect.gen(function*() {
       const state: Switch = { calls: [], down: false }
       yield* Effect.gen(function*() {
-        const tenant = yield* inserted()
-        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(tenant))
-        state.down = true
-        const changed = yield* updated(tenant, { name: "Changed Inc." })
-        state.down = false
+        const changed = yield* updatedWhileDown(state)
         assert.isFalse(yield* breakerIsOpen, "two failures, under the threshold of three")
         const hold = yield* Deferred.make<void>()
         state.holdInvalidations = hold
         state.calls.length = 0
         const readers = yield* Effect.forEach(
           Array.from({ length: 20 }),
-          () => Effect.fork(findById(tenant.id)),
+          () => Effect.fork(findById(changed.id)),
           { concurrency: "unbounded" }
         )
         // Let every reader run up to the retry it waits for.
@@ -182,7 +185,7 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
         yield* Deferred.succeed(hold, undefined)
         for (const reader of readers) assert.deepStrictEqual(yield* Fiber.join(reader), Option.some(changed))
         assert.strictEqual(state.calls.filter((call) => call === "invalidate").length, 1)
-        assert.deepStrictEqual(yield* findById(tenant.id), Option.some(changed))
+        assert.deepStrictEqual(yield* findById(changed.id), Option.some(changed))
       }).pipe(Effect.provide(stack(CacheStore.layerMemory(), state, options)))
     }))
 

@@ -34,6 +34,12 @@ const agrees = (input: unknown): void => {
   if (Either.isRight(reconstituted) && Either.isRight(expected)) {
     assert.instanceOf(reconstituted.right, Tenant.Tenant)
     assert.deepStrictEqual({ ...reconstituted.right }, { ...expected.right }, `rebuilt differently: ${shown()}`)
+    // In the same order of fields too: it shows in JSON and in logs.
+    assert.deepStrictEqual(
+      Object.keys(reconstituted.right),
+      Object.keys(expected.right),
+      `ordered differently: ${shown()}`
+    )
   }
 }
 
@@ -213,6 +219,39 @@ describe("Tenant.reconstitute agrees with the schema", () => {
     agrees({ ...base, settings: Object.assign(Object.create({ inherited: "x" }), base.settings) })
   })
 
+  it("on getters that answer differently each time they are read, and dates that are not what they seem", () => {
+    const changing = (first: unknown, then: unknown) => {
+      let reads = 0
+      return () => reads++ === 0 ? first : then
+    }
+    for (
+      const [field, first, then] of [
+        ["domain", "acme.example.com", 42],
+        ["deletedAt", later, "later"],
+        ["createdAt", at, new Date(Number.NaN)],
+        ["name", "Acme Inc.", ""]
+      ] as const
+    ) {
+      const input: Record<string, unknown> = { ...base, status: field === "deletedAt" ? "deleted" : base.status }
+      Object.defineProperty(input, field, { enumerable: true, get: changing(first, then) })
+      const reconstituted = Tenant.reconstitute(input)
+      if (Either.isRight(reconstituted)) {
+        assert.isTrue(Schema.is(FieldsOnly)({ ...reconstituted.right }), `${field}: kept a value it did not check`)
+      }
+    }
+    const lying = new Date(Number.NaN)
+    lying.getUTCFullYear = () => 2020
+    class NotATime extends Date {
+      override getTime() {
+        return Number.NaN
+      }
+    }
+    for (const date of [lying, new NotATime(at.getTime())]) {
+      agrees({ ...base, createdAt: date })
+      agrees({ ...base, lastStatusChange: { actor: "ops", at: date } })
+    }
+  })
+
   it("on status and deletedAt in every combination", () => {
     for (const status of ["pending", "active", "suspended", "deleted"]) {
       agrees({ ...base, status })
@@ -275,6 +314,7 @@ const decodesAlike = (value: string): void => {
     if (tenant._tag === "Some") {
       assert.instanceOf(tenant.value, Tenant.Tenant)
       assert.deepStrictEqual({ ...tenant.value }, { ...expected.right }, `decoded differently: ${value}`)
+      assert.strictEqual(JSON.stringify(tenant.value), JSON.stringify(expected.right), `ordered differently: ${value}`)
     }
   }
 }

@@ -1,0 +1,38 @@
+/**
+ * The tenants the lookup benchmarks read: of a realistic shape, every other one with a phone, every third one
+ * with a domain, and a way to pick one at random.
+ */
+import * as Array from "effect/Array"
+import * as Effect from "effect/Effect"
+import type { TenantId } from "../src/Tenant.js"
+import * as TenantLifecycle from "../src/TenantLifecycle.js"
+import * as TenantRepository from "../src/TenantRepository.js"
+
+/** Inserts `count` tenants through the `TenantRepository`, `concurrency` at a time; fails if none was made. */
+export const seed = (
+  count: number,
+  concurrency = 1
+): Effect.Effect<Array.NonEmptyReadonlyArray<TenantId>, unknown, TenantRepository.TenantRepository> =>
+  Effect.gen(function*() {
+    const repository = yield* TenantRepository.TenantRepository
+    const ids = yield* Effect.forEach(Array.range(1, count), (n) =>
+      Effect.gen(function*() {
+        const id = yield* TenantLifecycle.newTenantId
+        const { event, tenant } = yield* TenantLifecycle.create(id, {
+          code: `bench-${n}`,
+          name: `Bench Tenant ${n}`,
+          contact: n % 2 === 0
+            ? { email: `admin${n}@bench.test` }
+            : { email: `admin${n}@bench.test`, phone: "+15550100" },
+          ...(n % 3 === 0 ? { domain: `tenant-${n}.bench.test` } : {}),
+          settings: { plan: n % 5 === 0 ? "pro" : "free", seats: n % 50 }
+        }, yield* TenantLifecycle.stamp({ actor: "bench" }))
+        yield* repository.insert(tenant, event)
+        return id
+      }), { concurrency })
+    return Array.isNonEmptyReadonlyArray(ids) ? ids : yield* Effect.dieMessage("no tenant was seeded")
+  })
+
+/** One of `ids`, at random. */
+export const pick = (ids: Array.NonEmptyReadonlyArray<TenantId>): TenantId =>
+  ids[Math.floor(Math.random() * ids.length)] ?? Array.headNonEmpty(ids)
