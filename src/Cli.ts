@@ -20,6 +20,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -301,16 +302,44 @@ const stats = Command.make("stats", {}, () =>
     Command.provide(DatabaseLive)
   )
 
+const olderThan = Options.text("older-than").pipe(
+  Options.mapEffect((text) =>
+    Option.match(Option.filter(Duration.decodeUnknown(text.trim()), Duration.isFinite), {
+      onNone: () =>
+        Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+          `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(text)}`
+        ))),
+      onSome: Effect.succeed
+    })
+  ),
+  Options.withDescription("How long ago a message must have been delivered to be forgotten: \"30 days\", say.")
+)
+
+const prune = Command.make("prune", { olderThan }, ({ olderThan }) =>
+  Effect.gen(function*() {
+    const ledger = yield* DeliveryLedger
+    const pruned = yield* ledger.prune(olderThan)
+    yield* Console.log(
+      `Forgot ${pruned} message${pruned === 1 ? "" : "s"} delivered more than ${Duration.format(olderThan)} ago.`
+    )
+  })).pipe(
+    Command.withDescription(
+      "Deletes delivered messages, and their attempts, delivered more than --older-than ago. Pending and dead " +
+        "messages and the outbox's events are kept."
+    ),
+    Command.provide(DatabaseLive)
+  )
+
 /**
- * The command tree: `migrate`, `relay`, `dead-letters`, `replay` and `stats`. Without a subcommand it prints
- * the help.
+ * The command tree: `migrate`, `relay`, `dead-letters`, `replay`, `stats` and `prune`. Without a subcommand it
+ * prints the help.
  *
  * @since 0.1.0
  * @category commands
  */
 export const command = Command.make("tenant-infra").pipe(
   Command.withDescription("Operates the tenant-infra database and outbox relay."),
-  Command.withSubcommands([migrate, relay, deadLetters, replay, stats])
+  Command.withSubcommands([migrate, relay, deadLetters, replay, stats, prune])
 )
 
 // Read when the tool starts rather than imported: JSON imports need import attributes, which the NodeNext build

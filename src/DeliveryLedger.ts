@@ -221,6 +221,14 @@ export interface Service {
    * one when `keys` is omitted. Returns how many.
    */
   readonly replay: (keys?: ReadonlyArray<string>) => Effect.Effect<number, RepositoryError>
+  /**
+   * Forgets delivered messages, and their attempts, delivered more than `olderThan` ago; returns how many. The
+   * ledger keeps one row per message and one per attempt, so without this it only grows. Pending and dead
+   * messages are never pruned (a dead letter waits for an operator), nor are the outbox's events, which are the
+   * application's record. A pruned message is no longer found by `find` nor counted as delivered by `stats`. In
+   * PostgreSQL it deletes in batches of 1,000, each its own statement, so that it never holds many rows at once.
+   */
+  readonly prune: (olderThan: Duration.Duration) => Effect.Effect<number, RepositoryError>
 }
 
 /**

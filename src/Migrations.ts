@@ -168,6 +168,13 @@ const createDeliveryLedger = Effect.gen(function*() {
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_outbox_notify()`
 })
 
+// DeliveryLedger.prune finds delivered messages by when they were delivered.
+const indexDeliveredMessages = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE INDEX tenant_deliveries_delivered_idx ON tenant_deliveries (finished_at) WHERE status = 'delivered'`
+})
+
 /**
  * Every migration of the package, by id. Ids only grow; a released migration is never edited.
  *
@@ -178,7 +185,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "1_create_tenants": createTenants,
   "2_create_tenant_outbox": createOutbox,
   "3_index_tenant_search": indexSearch,
-  "4_create_delivery_ledger": createDeliveryLedger
+  "4_create_delivery_ledger": createDeliveryLedger,
+  "5_index_delivered_messages": indexDeliveredMessages
 }
 
 /**

@@ -190,15 +190,18 @@ describe("tenant-infra (the command line)", () => {
       assert.deepInclude(stats, { delivered: 1, pending: 0, inFlight: 0, dead: 0 })
     }))
 
-  it.scopedLive("dead-letters, replay --all and stats on a fresh schema: nothing dead, nothing replayed", () =>
+  it.scopedLive("dead-letters, replay --all, stats and prune on a fresh schema: nothing dead, replayed or pruned", () =>
     Effect.gen(function*() {
       const { url } = yield* freshDatabase
       // Side by side: each migrates the schema first, and the migrations take turns.
-      const [deadLetters, replayed, stats] = yield* Effect.all([
+      const [deadLetters, replayed, stats, pruned] = yield* Effect.all([
         cli(["dead-letters"], { DATABASE_URL: url }),
         cli(["replay", "--all"], { DATABASE_URL: url }),
-        cli(["stats"], { DATABASE_URL: url })
+        cli(["stats"], { DATABASE_URL: url }),
+        cli(["prune", "--older-than", "30 days"], { DATABASE_URL: url })
       ], { concurrency: "unbounded" })
+      assert.strictEqual(pruned.code, 0, pruned.stderr)
+      assert.strictEqual(pruned.stdout, "Forgot 0 messages delivered more than 30d ago.\n")
       assert.strictEqual(deadLetters.code, 0, deadLetters.stderr)
       assert.strictEqual(deadLetters.stdout, "0 dead letters.\n")
       assert.strictEqual(replayed.code, 0, replayed.stderr)
@@ -250,7 +253,7 @@ describe("tenant-infra (the command line)", () => {
       assert.deepInclude(yield* ledger.stats, { pending: 1, dead: 0 })
     }))
 
-  it.scopedLive("replay with neither --key nor --all is refused before touching the database (exit 2)", () =>
+  it.scopedLive("replay without --key or --all, and prune without a duration, are refused before touching the database (exit 2)", () =>
     Effect.gen(function*() {
       const [neither, both] = yield* Effect.all([
         cli(["replay"], {}),
@@ -261,6 +264,9 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(neither.stdout, "")
       assert.strictEqual(both.code, Cli.ExitCode.usage)
       assert.include(both.stderr, "replay takes --key or --all, not both")
+      const soon = yield* cli(["prune", "--older-than", "soon"], {})
+      assert.strictEqual(soon.code, Cli.ExitCode.usage)
+      assert.include(soon.stderr, `--older-than takes a duration such as "30 days" or "12 hours", not "soon"`)
     }))
 
   it.scopedLive("--version prints the package's version; --help lists the commands", () =>

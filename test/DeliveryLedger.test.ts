@@ -517,6 +517,40 @@ for (const backend of storeBackends) {
           })))
       })
 
+      describe("prune", () => {
+        it.effect("forgets messages delivered before the cut-off, with their attempts, and keeps every other", () =>
+          inEmptyStore(Effect.gen(function*() {
+            const ledger = yield* DeliveryLedger
+            for (let i = 0; i < 3; i++) yield* storedLife({})
+            yield* expandAll
+            const [sent, dead, retried, ...more] = yield* claim("a")
+            assert.lengthOf(more, 0)
+            if (sent === undefined || dead === undefined || retried === undefined) return assert.fail("3 claims")
+            assert.isTrue(yield* finish(sent, delivered("<id@acme.test>")))
+            assert.isTrue(yield* finish(dead, { _tag: "Dead", error: permanent, reason: "permanent" }))
+            assert.isTrue(yield* finish(retried, { _tag: "Retry", error: transient, after: Duration.hours(1) }))
+
+            assert.strictEqual(yield* ledger.prune(Duration.hours(1)), 0, "delivered just now: kept")
+            assert.strictEqual((yield* stats).delivered, 1)
+            yield* Effect.sleep(Duration.millis(50))
+            assert.strictEqual(yield* ledger.prune(Duration.millis(10)), 1)
+            assert.isTrue(Option.isNone(yield* ledger.find(sent.key)), "the delivered message is forgotten")
+            assert.deepStrictEqual(historyOf(yield* findDelivery(dead.key)), ["1 a Permanent"])
+            assert.deepStrictEqual(historyOf(yield* findDelivery(retried.key)), ["1 a Transient"])
+            assert.deepStrictEqual(yield* counts, {
+              unexpandedEvents: 0,
+              pending: 1,
+              inFlight: 0,
+              delivered: 0,
+              dead: 1
+            })
+            assert.strictEqual(yield* ledger.prune(Duration.millis(10)), 0, "nothing more to forget")
+            // Forgetting a message does not bring its event back: it is not expanded or sent again.
+            assert.strictEqual(yield* expandAll, 0)
+            assert.deepStrictEqual(yield* claim("b"), [])
+          })))
+      })
+
       describe("wakeups", () => {
         const firstWakeupAfter = <A, E, R>(trigger: Effect.Effect<A, E, R>) =>
           Effect.gen(function*() {

@@ -284,6 +284,21 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
         }
         if (count > 0) wake()
         return count
+      }),
+    prune: (olderThan) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const cutoff = now - Duration.toMillis(olderThan)
+        let count = 0
+        for (const message of Array.from(messages.values())) {
+          if (message.status !== "delivered") continue
+          // Delivered when its last attempt finished.
+          const deliveredAt = message.log.at(-1)?.finishedAt
+          if (deliveredAt === undefined || deliveredAt >= cutoff) continue
+          messages.delete(message.key)
+          byId.delete(message.id)
+          count++
+        }
+        return count
       })
   }
   return { ledger: service, wake }

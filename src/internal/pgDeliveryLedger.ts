@@ -72,6 +72,9 @@ const millis = (duration: Duration.Duration) => Duration.toMillis(duration)
 /** The widest window of due messages a claim checks for the tenant order (see claim). */
 const MAX_WINDOW = 20_000
 
+/** Delivered messages `prune` deletes per statement. */
+const PRUNE_BATCH = 1_000
+
 /** An outcome for a message, by the lease it was claimed under. */
 interface Settlement {
   readonly id: string
@@ -489,6 +492,27 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.mapError(failure("replay"))
       )
 
+    // A batch at a time, each its own statement: a long history is deleted without one long lock.
+    const pruneBatch = (olderThan: Duration.Duration) =>
+      sql<{ id: string }>`
+        DELETE FROM tenant_deliveries WHERE id IN (
+          SELECT id FROM tenant_deliveries
+          WHERE status = 'delivered'
+            AND finished_at < now() - make_interval(secs => ${Duration.toSeconds(olderThan)})
+          ORDER BY finished_at LIMIT ${PRUNE_BATCH}
+          FOR UPDATE SKIP LOCKED
+        ) RETURNING id`.pipe(Effect.map((rows) => rows.length))
+
+    const prune = (olderThan: Duration.Duration) =>
+      Effect.iterate({ total: 0, last: PRUNE_BATCH }, {
+        while: ({ last }) => last === PRUNE_BATCH,
+        body: ({ total }) => Effect.map(pruneBatch(olderThan), (count) => ({ total: total + count, last: count }))
+      }).pipe(
+        Effect.map(({ total }) => total),
+        Effect.mapError(failure("prune")),
+        Effect.withSpan("DeliveryLedger.prune", { captureStackTrace: false })
+      )
+
     const service: DeliveryLedger.Service = {
       expand,
       claim,
@@ -501,7 +525,8 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
       stats,
       list,
       find,
-      replay
+      replay,
+      prune
     }
     return service
   })
