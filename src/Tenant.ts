@@ -558,14 +558,20 @@ const quickSettings = (value: unknown): Props["settings"] | undefined => {
   // Keys that are not enumerable strings (symbols, hidden ones) are left to the schema.
   if (keys.length > SETTINGS_MAX_KEYS || Reflect.ownKeys(value).length !== keys.length) return undefined
   const settings: Record<string, SettingValue> = {}
+  // An upper bound of the settings' size as JSON, in UTF-8 bytes: braces, and per entry its key (letters, digits
+  // and `._-`, never escaped), quotes, colon and comma, and its value: a string's code units take at most 6 bytes
+  // each (`\u001f`), a number at most 24 characters, `false` 5. Most settings are far within the bound, and
+  // are not encoded to find out.
+  let bound = 2
   for (const key of keys) {
     const setting = value[key]
     if (!SETTING_KEY.test(key) || !isSettingValue(setting)) return undefined
     settings[key] = setting as SettingValue
+    bound += key.length + 4 + (typeof setting === "string" ? setting.length * 6 + 2 : 24)
   }
-  // A UTF-16 unit takes at most 3 bytes in UTF-8: most settings are within the bound without encoding them.
-  const json = JSON.stringify(settings)
-  return json.length * 3 <= SETTINGS_MAX_BYTES || utf8.encode(json).length <= SETTINGS_MAX_BYTES ? settings : undefined
+  return bound <= SETTINGS_MAX_BYTES || utf8.encode(JSON.stringify(settings)).length <= SETTINGS_MAX_BYTES
+    ? settings
+    : undefined
 }
 
 const quickStatusChange = (value: unknown): StatusChange | undefined => {

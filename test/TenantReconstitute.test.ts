@@ -212,6 +212,10 @@ describe("Tenant.reconstitute agrees with the schema", () => {
         settings: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "中".repeat(count)]))
       })
     }
+    // Control characters take 6 bytes each in JSON.
+    agrees({ ...base, settings: { a: "\u0001".repeat(2000) } })
+    agrees({ ...base, settings: { a: "\u0001".repeat(2000), b: "\u0001".repeat(2000) } })
+    agrees({ ...base, settings: { a: "\u0001".repeat(1365), b: "x".repeat(2000), c: "x".repeat(2000) } })
     const hidden = { ...base.settings }
     Object.defineProperty(hidden, "secret", { value: "x", enumerable: false })
     agrees({ ...base, settings: hidden })
