@@ -304,13 +304,20 @@ const stats = Command.make("stats", {}, () =>
 
 const olderThan = Options.text("older-than").pipe(
   Options.mapEffect((text) =>
-    Option.match(Option.filter(Duration.decodeUnknown(text.trim()), Duration.isFinite), {
-      onNone: () =>
-        Effect.fail(ValidationError.invalidValue(HelpDoc.p(
-          `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(text)}`
-        ))),
-      onSome: Effect.succeed
-    })
+    // A negative duration decodes as zero, which would forget every delivered message: refused, as a typo.
+    Option.match(
+      Option.filter(
+        Duration.decodeUnknown(text.trim()),
+        (duration) => Duration.isFinite(duration) && !text.trim().startsWith("-")
+      ),
+      {
+        onNone: () =>
+          Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+            `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(text)}`
+          ))),
+        onSome: Effect.succeed
+      }
+    )
   ),
   Options.withDescription("How long ago a message must have been delivered to be forgotten: \"30 days\", say.")
 )

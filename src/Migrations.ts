@@ -168,11 +168,14 @@ const createDeliveryLedger = Effect.gen(function*() {
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_outbox_notify()`
 })
 
-// DeliveryLedger.prune finds delivered messages by when they were delivered.
+// DeliveryLedger.prune finds delivered messages by when they were delivered. Building it blocks writes to the
+// ledger while it runs; on a large ledger an operator can build it first, without blocking, with
+// CREATE INDEX CONCURRENTLY under this name (migrations run in a transaction, where CONCURRENTLY cannot).
 const indexDeliveredMessages = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`
-    CREATE INDEX tenant_deliveries_delivered_idx ON tenant_deliveries (finished_at) WHERE status = 'delivered'`
+    CREATE INDEX IF NOT EXISTS tenant_deliveries_delivered_idx ON tenant_deliveries (finished_at)
+    WHERE status = 'delivered'`
 })
 
 /**

@@ -264,9 +264,14 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(neither.stdout, "")
       assert.strictEqual(both.code, Cli.ExitCode.usage)
       assert.include(both.stderr, "replay takes --key or --all, not both")
-      const soon = yield* cli(["prune", "--older-than", "soon"], {})
-      assert.strictEqual(soon.code, Cli.ExitCode.usage)
-      assert.include(soon.stderr, `--older-than takes a duration such as "30 days" or "12 hours", not "soon"`)
+      for (const bad of ["soon", "-30 days"]) {
+        const refused = yield* cli(["prune", "--older-than", bad], {})
+        assert.strictEqual(refused.code, Cli.ExitCode.usage)
+        assert.include(
+          refused.stderr,
+          `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(bad)}`
+        )
+      }
     }))
 
   it.scopedLive("--version prints the package's version; --help lists the commands", () =>

@@ -548,6 +548,30 @@ for (const backend of storeBackends) {
             // Forgetting a message does not bring its event back: it is not expanded or sent again.
             assert.strictEqual(yield* expandAll, 0)
             assert.deepStrictEqual(yield* claim("b"), [])
+            assert.strictEqual(yield* ledger.prune(Duration.infinity), 0, "nothing is infinitely old")
+            assert.strictEqual(yield* ledger.prune(Duration.days(365 * 100_000)), 0)
+          })))
+
+        it.effect("judges a message by when it was delivered, and keeps new messages apart from forgotten ones", () =>
+          inEmptyStore(Effect.gen(function*() {
+            const ledger = yield* DeliveryLedger
+            const { claimed: slow, key } = yield* oneClaimed("a")
+            yield* Effect.sleep(Duration.millis(300))
+            assert.isTrue(yield* finish(slow, delivered("<slow@acme.test>")))
+            assert.strictEqual(yield* ledger.prune(Duration.millis(150)), 0, "made 300 ms ago, delivered just now")
+            yield* Effect.sleep(Duration.millis(250))
+
+            const { claimed: waiting } = yield* oneClaimed("a")
+            assert.strictEqual(yield* ledger.prune(Duration.millis(150)), 1)
+            assert.isTrue(Option.isNone(yield* ledger.find(key)))
+            // Messages made after a prune are their own: finishing one touches no other.
+            const { claimed: fresh } = yield* oneClaimed("b")
+            if (waiting === undefined || fresh === undefined) return assert.fail("two claims")
+            assert.notStrictEqual(fresh.id, waiting.id)
+            assert.isTrue(yield* finish(fresh, delivered("<fresh@acme.test>")))
+            assert.strictEqual((yield* findDelivery(fresh.key)).status, "delivered")
+            assert.deepStrictEqual(historyOf(yield* findDelivery(waiting.key)), ["1 a sending"])
+            assert.isTrue(yield* finish(waiting, delivered("<waiting@acme.test>")))
           })))
       })
 

@@ -77,3 +77,6 @@ export const transitionOf = (outcome: Outcome): Transition => {
 
 export const INTERRUPTED_DETAIL =
   "the relay stopped or lost its lease during the attempt; the message may have been sent"
+
+/** Longer than any history a ledger holds (PostgreSQL's dates start 4713 BC): `prune` finds nothing that old. */
+export const LONGEST_HISTORY = Duration.days(365 * 5_000)

@@ -76,6 +76,8 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
   const pending = new Set<Message>()
   const listeners = new Set<() => void>()
   let expanded = 0
+  // Ids only grow: `prune` forgets messages, so a count of them would give a new message a live one's id.
+  let lastId = 0
 
   const wake = () => {
     for (const listener of listeners) listener()
@@ -88,7 +90,7 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
         for (const message of Rules.messagesOf(entry.event)) {
           if (messages.has(message.key)) continue
           const created: Message = {
-            id: String(messages.size + 1),
+            id: String(++lastId),
             key: message.key,
             event: entry.event,
             channel: message.channel,

@@ -492,26 +492,34 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.mapError(failure("replay"))
       )
 
-    // A batch at a time, each its own statement: a long history is deleted without one long lock.
-    const pruneBatch = (olderThan: Duration.Duration) =>
+    // A batch at a time, each its own statement: a long history is deleted without one long lock. The cut-off
+    // is read once, so that messages delivered while it runs do not keep it going.
+    const pruneBatch = (cutoff: Date) =>
       sql<{ id: string }>`
         DELETE FROM tenant_deliveries WHERE id IN (
           SELECT id FROM tenant_deliveries
-          WHERE status = 'delivered'
-            AND finished_at < now() - make_interval(secs => ${Duration.toSeconds(olderThan)})
+          WHERE status = 'delivered' AND finished_at < ${cutoff}
           ORDER BY finished_at LIMIT ${PRUNE_BATCH}
           FOR UPDATE SKIP LOCKED
         ) RETURNING id`.pipe(Effect.map((rows) => rows.length))
 
     const prune = (olderThan: Duration.Duration) =>
-      Effect.iterate({ total: 0, last: PRUNE_BATCH }, {
-        while: ({ last }) => last === PRUNE_BATCH,
-        body: ({ total }) => Effect.map(pruneBatch(olderThan), (count) => ({ total: total + count, last: count }))
-      }).pipe(
-        Effect.map(({ total }) => total),
-        Effect.mapError(failure("prune")),
-        Effect.withSpan("DeliveryLedger.prune", { captureStackTrace: false })
-      )
+      // Longer ago than PostgreSQL's dates reach (or infinite): nothing can be that old.
+      !Duration.isFinite(olderThan) || Duration.greaterThan(olderThan, Rules.LONGEST_HISTORY)
+        ? Effect.succeed(0)
+        : sql<{ cutoff: Date }>`SELECT now() - make_interval(secs => ${Duration.toSeconds(olderThan)}) AS cutoff`
+          .pipe(
+            Effect.flatMap(([row]) =>
+              row === undefined ? Effect.succeed({ total: 0 }) : Effect.iterate({ total: 0, last: PRUNE_BATCH }, {
+                while: ({ last }) => last === PRUNE_BATCH,
+                body: ({ total }) =>
+                  Effect.map(pruneBatch(row.cutoff), (count) => ({ total: total + count, last: count }))
+              })
+            ),
+            Effect.map(({ total }) => total),
+            Effect.mapError(failure("prune")),
+            Effect.withSpan("DeliveryLedger.prune", { captureStackTrace: false })
+          )
 
     const service: DeliveryLedger.Service = {
       expand,
