@@ -36,7 +36,7 @@ import * as TenantCache from "../src/TenantCache.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshPrefix, REDIS_URL } from "../test/utils/redis.js"
 import * as Harness from "./harness.js"
-import { pick, seed } from "./tenants.js"
+import { lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
 
 const TENANTS = 200
 const LARGE_TENANTS = 2_000
@@ -151,15 +151,9 @@ const program = Effect.gen(function*() {
   const raw = "GET + JSON.parse"
   const runPromiseEach = "findById, runPromise each"
   const rawRunPromiseEach = "GET + JSON.parse, runPromise each"
-  const lookups = Effect.gen(function*() {
-    for (let i = 0; i < BATCH; i++) yield* repository.findById(pick(ids))
-  })
-  const times = async (op: () => Promise<unknown>) => {
-    for (let i = 0; i < BATCH; i++) await op()
-  }
-  const lookupsLarge = Effect.gen(function*() {
-    for (let i = 0; i < BATCH; i++) yield* large.repository.findById(pick(large.ids))
-  })
+  const lookups = lookupsInFiber(repository, ids, BATCH)
+  const times = (op: () => Promise<unknown>) => sequentially(BATCH, op)
+  const lookupsLarge = lookupsInFiber(large.repository, large.ids, BATCH)
   const rawInEffect = Effect.tryPromise(() => viaRawRedis(pick(ids)))
 
   yield* Console.log(

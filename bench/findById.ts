@@ -24,7 +24,7 @@ import type { TenantId } from "../src/Tenant.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
-import { pick, seed } from "./tenants.js"
+import { lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
 
 const TENANTS = 1_000
 const POOL_SIZE = 4
@@ -79,12 +79,8 @@ const program = Effect.gen(function*() {
   const raw = "raw pg"
   const runPromiseEach = "layerPg, runPromise each"
   const rawRunPromiseEach = "raw pg, runPromise each"
-  const lookups = Effect.gen(function*() {
-    for (let i = 0; i < BATCH; i++) yield* repository.findById(pick(ids))
-  })
-  const times = async (op: () => Promise<unknown>) => {
-    for (let i = 0; i < BATCH; i++) await op()
-  }
+  const lookups = lookupsInFiber(repository, ids, BATCH)
+  const times = (op: () => Promise<unknown>) => sequentially(BATCH, op)
   const rawInEffect = Effect.tryPromise(() => viaRawPg(pick(ids)))
 
   yield* Console.log(

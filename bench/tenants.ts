@@ -36,3 +36,18 @@ export const seed = (
 /** One of `ids`, at random. */
 export const pick = (ids: Array.NonEmptyReadonlyArray<TenantId>): TenantId =>
   ids[Math.floor(Math.random() * ids.length)] ?? Array.headNonEmpty(ids)
+
+/** `count` lookups by id of tenants picked at random, one after another in one fiber, as a request makes them. */
+export const lookupsInFiber = (
+  repository: TenantRepository.Service,
+  ids: Array.NonEmptyReadonlyArray<TenantId>,
+  count: number
+): Effect.Effect<void, unknown> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < count; i++) yield* repository.findById(pick(ids))
+  })
+
+/** `op` `count` times, each awaited before the next. */
+export const sequentially = async (count: number, op: () => Promise<unknown>): Promise<void> => {
+  for (let i = 0; i < count; i++) await op()
+}
