@@ -153,13 +153,24 @@ export const makePgStore = Effect.gen(function*() {
 
   const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) => Effect.forEach(rows, fromRow(operation))
 
-  const findOne = (operation: string, rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) =>
-    rows.pipe(
-      Effect.mapError(storeFailure(operation)),
-      Effect.flatMap((found) =>
-        found[0] === undefined ? Effect.succeedNone : Effect.asSome(fromRow(operation)(found[0]))
-      )
-    )
+  // A lookup's statement, then one match: its handlers are built once per operation, not per call.
+  const lookupOf = (operation: string) => {
+    const failed = storeFailure(operation)
+    const decode = fromRow(operation)
+    const handlers = {
+      onFailure: (error: SqlError) => Effect.fail(failed(error)),
+      onSuccess: (found: ReadonlyArray<TenantRow>) =>
+        found[0] === undefined ? Effect.succeedNone : Effect.asSome(decode(found[0]))
+    }
+    return (rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) => Effect.matchEffect(rows, handlers)
+  }
+  const lookups = {
+    findById: lookupOf("findById"),
+    findByCode: lookupOf("findByCode"),
+    findByDomain: lookupOf("findByDomain")
+  }
+  const findOne = (operation: keyof typeof lookups, rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) =>
+    lookups[operation](rows)
 
   const appendToOutbox = (events: ReadonlyArray<TenantEvent>) =>
     Effect.flatMap(
