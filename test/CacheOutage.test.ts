@@ -227,6 +227,10 @@ describe("CachedTenantRepository with a Redis of its own that goes away", () => 
   const keepStale = (raw: Redis, key: string, value: string | null) =>
     Effect.promise(() => value === null ? Promise.resolve(null) : raw.set(key, value, "PX", 60_000))
 
+  /** A plain client of the test's own Redis, for reading keys behind the cache's back and for DEBUG SLEEP. */
+  const clientOf = (url: string) =>
+    Effect.acquireRelease(Effect.sync(() => new Redis(url)), (client) => Effect.sync(() => client.disconnect()))
+
   /** Lets real time pass: Redis and the client keep real time. */
   const wait = (duration: Duration.DurationInput) => Effect.sleep(duration)
 
@@ -276,14 +280,8 @@ describe("CachedTenantRepository with a Redis of its own that goes away", () => 
   it.live("never serves the old tenant that a timed-out invalidation left in Redis", () =>
     Effect.scoped(Effect.gen(function*() {
       const redis = yield* makeOwnRedis
-      const raw = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(redis.url)),
-        (client) => Effect.sync(() => client.disconnect())
-      )
-      const blocker = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(redis.url)),
-        (client) => Effect.sync(() => client.disconnect())
-      )
+      const raw = yield* clientOf(redis.url)
+      const blocker = yield* clientOf(redis.url)
       const state: Switch = { calls: [], down: false }
       yield* Effect.gen(function*() {
         const tenant = yield* inserted()
@@ -308,14 +306,8 @@ describe("CachedTenantRepository with a Redis of its own that goes away", () => 
   it.live("retries a timed-out invalidation in the background once Redis answers again", () =>
     Effect.scoped(Effect.gen(function*() {
       const redis = yield* makeOwnRedis
-      const raw = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(redis.url)),
-        (client) => Effect.sync(() => client.disconnect())
-      )
-      const blocker = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(redis.url)),
-        (client) => Effect.sync(() => client.disconnect())
-      )
+      const raw = yield* clientOf(redis.url)
+      const blocker = yield* clientOf(redis.url)
       const state: Switch = { calls: [], down: false }
       yield* Effect.gen(function*() {
         const tenant = yield* inserted()
