@@ -201,9 +201,47 @@ export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox | Delivery
 )
 
 /**
+ * The PostgreSQL repository's settings.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PgOptions {
+  /**
+   * How long any operation may take, network faults included: then it fails with a `RepositoryError` whose
+   * `reason` is `"Timeout"` (a read) or `"OutcomeUnknown"` (a write). Default 10 seconds. The client's own
+   * timeouts (`Postgres.layer`: connect and query) should be shorter, so that a fault is seen and, for a write
+   * whose COMMIT answer was lost, resolved within it.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The PostgreSQL repository and its outbox, with these settings (see `layerPg`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerPgWith = (options: PgOptions): Layer.Layer<
+  TenantRepository | TenantOutbox | DeliveryLedger,
+  SqlError.SqlError | Migrator.MigrationError,
+  SqlClient.SqlClient
+> =>
+  Layer.effectContext(
+    Effect.map(
+      makePgStore({ timeout: Duration.decode(options.timeout ?? Duration.seconds(10)) }),
+      toContext("postgresql")
+    )
+  )
+
+/**
  * The PostgreSQL repository and its outbox. Runs the package's migrations first (tables `tenants` and
  * `tenant_outbox`, tracked in `tenant_infra_migrations`), then serves from the `SqlClient` it is given, whatever
  * name transforms that client has. Provide `Postgres.layer` for a client from `DATABASE_URL`.
+ *
+ * Under network faults every operation ends within 10 seconds (`layerPgWith` sets another bound) with a value or
+ * a typed error, never a defect. A write whose COMMIT answer was lost is resolved by asking the database for its
+ * transaction's status; a retry of a write that was stored succeeds, so retrying after `"OutcomeUnknown"` is safe.
  *
  * @since 0.1.0
  * @category layers
@@ -212,4 +250,4 @@ export const layerPg: Layer.Layer<
   TenantRepository | TenantOutbox | DeliveryLedger,
   SqlError.SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
-> = Layer.effectContext(Effect.map(makePgStore, toContext("postgresql")))
+> = layerPgWith({})

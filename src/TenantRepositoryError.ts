@@ -62,6 +62,13 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
  * The store failed: the database was unreachable, a query failed, a stored row did not decode. `operation`
  * names the repository method; `cause` keeps the driver's error. The message never holds query parameters.
  *
+ * `reason` says what a caller can know of a write:
+ * - absent: the operation failed and, for a write, nothing was stored;
+ * - `"Timeout"`: a read had no answer within the repository's timeout;
+ * - `"OutcomeUnknown"`: a write may or may not have been stored (its COMMIT's answer was lost and the database
+ *   could not be asked in time, or it ran out of time). Retrying it with the same tenant and events is safe:
+ *   a retry of a write that was stored succeeds.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -70,6 +77,7 @@ export class RepositoryError extends Schema.TaggedError<RepositoryError>("tenant
   {
     operation: Schema.String,
     detail: Schema.String,
+    reason: Schema.optionalWith(Schema.Literal("Timeout", "OutcomeUnknown"), { exact: true }),
     cause: Schema.optionalWith(Schema.Defect, { exact: true })
   }
 ) {

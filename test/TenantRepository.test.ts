@@ -469,6 +469,51 @@ for (const [backend, backendLayer] of backends) {
           )
         }))
 
+      describe("a write repeated with the same events (a retry after an unknown outcome)", () => {
+        it.effect("succeeds for an insert and a save already stored, and stores nothing twice", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const { event, tenant } = yield* newTenant()
+            yield* repo.insert(tenant, event)
+            yield* repo.insert(tenant, event)
+            const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+            yield* repo.save(next.tenant, [next.event], tenant.version)
+            yield* repo.save(next.tenant, [next.event], tenant.version)
+            // Still a retry once the tenant has moved on: its events are stored.
+            const later = yield* TenantLifecycle.suspend(next.tenant, stampAt(new Date()))
+            yield* repo.save(later.tenant, [later.event], next.tenant.version)
+            yield* repo.save(next.tenant, [next.event], tenant.version)
+            yield* repo.insert(tenant, event)
+            assert.deepStrictEqual(yield* repo.findById(tenant.id), Option.some(later.tenant))
+            assert.deepStrictEqual((yield* outboxOf(tenant)).map((entry) => entry.tenantVersion), [1, 2, 3])
+          }))
+
+        it.effect("still fails as a conflict when only the tenant matches, with other events", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const tenant = yield* inserted()
+            const first = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+            const second = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+            yield* repo.save(first.tenant, [first.event], tenant.version)
+            const error = yield* Effect.flip(repo.save(second.tenant, [second.event], tenant.version))
+            assert.strictEqual(error._tag, "ConcurrencyConflict")
+          }))
+
+        it.effect("dies when the stamp was reused for another change of the same tenant", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const tenant = yield* inserted()
+            const stamp = stampAt(new Date())
+            const activated = yield* TenantLifecycle.activate(tenant, stamp)
+            yield* repo.save(activated.tenant, [activated.event], tenant.version)
+            // Same event id, another kind of change at the same version: not a retry.
+            const suspended = yield* TenantLifecycle.suspend(tenant, stamp)
+            const exit = yield* Effect.exit(repo.save(suspended.tenant, [suspended.event], tenant.version))
+            assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+            assert.deepStrictEqual(yield* repo.findById(tenant.id), Option.some(activated.tenant))
+          }))
+      })
+
       describe("caller bugs die and write nothing, the same on both layers", () => {
         it.effect("a stamp reused for a second tenant: its row and its outbox entry are rolled back", () =>
           Effect.gen(function*() {
@@ -517,6 +562,16 @@ for (const [backend, backendLayer] of backends) {
             assert.deepStrictEqual(found.settings, { seats: 1, zero: 0 })
             Object.assign(found.settings, { seats: 42 })
             assert.deepStrictEqual(Option.getOrThrow(yield* repo.findById(tenant.id)).settings, { seats: 1, zero: 0 })
+          }))
+
+        it.effect("are copied on save too: changing a saved tenant afterwards changes nothing stored", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const tenant = yield* inserted({ settings: { seats: 1 } })
+            const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+            yield* repo.save(next.tenant, [next.event], tenant.version)
+            Object.assign(next.tenant.settings, { seats: 99, extra: true })
+            assert.deepStrictEqual(Option.getOrThrow(yield* repo.findById(tenant.id)).settings, { seats: 1 })
           }))
 
         it.effect("an id in upper case names no tenant (ids are lower case everywhere)", () =>

@@ -27,7 +27,9 @@ describe("TenantRepository observability", () => {
       yield* repository.insert(tenant, event)
       yield* repository.findById(tenant.id)
       yield* repository.findById(tenant.id)
-      yield* Effect.flip(repository.insert(tenant, event))
+      // Another tenant with the same code: a clash (the same write again would be a retry, and succeed).
+      const clash = yield* newTenant({ code: tenant.code })
+      yield* Effect.flip(repository.insert(clash.tenant, clash.event))
 
       assert.strictEqual((yield* Metric.value(durationOf("findById"))).count - findsBefore, 2)
       assert.strictEqual((yield* Metric.value(durationOf("insert"))).count - insertsBefore, 2)

@@ -33,7 +33,7 @@ export const makeMemoryStore = Effect.sync(() => {
   const liveByCode = new Map<string, TenantId>()
   const liveByDomain = new Map<string, TenantId>()
   const outbox: Array<OutboxEntry> = []
-  const eventIds = new Set<string>()
+  const storedEvents = new Map<string, OutboxEntry>()
   const deliveries = makeMemoryLedger(outbox)
 
   const index = (tenant: Tenant) => {
@@ -64,24 +64,30 @@ export const makeMemoryStore = Effect.sync(() => {
 
   const record = (events: ReadonlyArray<TenantEvent>, recordedAt: Date) => {
     for (const event of events) {
-      eventIds.add(event.eventId)
-      outbox.push(
-        new OutboxEntry({
-          position: outbox.length + 1,
-          eventId: event.eventId,
-          tenantId: event.tenantId,
-          tenantVersion: event.version,
-          eventType: event._tag,
-          occurredAt: event.occurredAt,
-          recordedAt,
-          event: copyEvent(event)
-        })
-      )
+      const entry = new OutboxEntry({
+        position: outbox.length + 1,
+        eventId: event.eventId,
+        tenantId: event.tenantId,
+        tenantVersion: event.version,
+        eventType: event._tag,
+        occurredAt: event.occurredAt,
+        recordedAt,
+        event: copyEvent(event)
+      })
+      storedEvents.set(event.eventId, entry)
+      outbox.push(entry)
     }
     if (events.length > 0) deliveries.wake()
   }
 
   const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+  /** The entries of these events already stored: a repeated write, or a reused stamp (see `storedAlready`). */
+  const storedOf = (events: ReadonlyArray<TenantEvent>) =>
+    events.flatMap((event) => {
+      const entry = storedEvents.get(event.eventId)
+      return entry === undefined ? [] : [entry]
+    })
 
   const repository: TenantRepository.Service = {
     insert: (tenant, event) =>
@@ -89,10 +95,11 @@ export const makeMemoryStore = Effect.sync(() => {
         Rules.checkInsert(tenant, event),
         Effect.flatMap(now, (recordedAt) =>
           Effect.suspend(() => {
+            const stored = storedOf([event])
+            if (stored.length > 0) return Effect.asVoid(Rules.storedAlready([event], stored))
             if (tenants.has(tenant.id)) return Effect.fail(new TenantAlreadyExists({ field: "id", value: tenant.id }))
             const taken = collision(tenant)
             if (taken !== undefined) return Effect.fail(taken)
-            if (eventIds.has(event.eventId)) return Rules.duplicateEventId(event.eventId)
             tenants.set(tenant.id, copyTenant(tenant))
             index(tenant)
             record([event], recordedAt)
@@ -104,6 +111,10 @@ export const makeMemoryStore = Effect.sync(() => {
         Rules.checkSave(tenant, events, expectedVersion),
         Effect.flatMap(now, (recordedAt) =>
           Effect.suspend((): Effect.Effect<void, TenantNotFound | ConcurrencyConflict | TenantAlreadyExists> => {
+            const stored = storedOf(events)
+            if (stored.length > 0) {
+              return Effect.asVoid(Rules.storedAlready(events, stored))
+            }
             const current = tenants.get(tenant.id)
             if (current === undefined) {
               return Effect.fail(new TenantNotFound({ tenantId: tenant.id }))
@@ -118,7 +129,7 @@ export const makeMemoryStore = Effect.sync(() => {
               return Effect.fail(taken)
             }
             unindex(current)
-            tenants.set(tenant.id, tenant)
+            tenants.set(tenant.id, copyTenant(tenant))
             index(tenant)
             record(events, recordedAt)
             return Effect.void

@@ -1,7 +1,11 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
+import type * as Array from "effect/Array"
+import type * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Migrations from "../Migrations.js"
 import { normalizeCode, normalizeHostname, reconstitute } from "../Tenant.js"
@@ -117,17 +121,15 @@ const storeFailure = (operation: string) => (error: SqlError): RepositoryError =
 }
 
 /**
- * A unique violation on a tenant key is a domain answer, `TenantAlreadyExists`; one on an event id is the
- * caller's bug (a reused stamp) and dies, as it does in the memory layer; anything else is a store failure.
+ * A unique violation on a tenant key is a domain answer, `TenantAlreadyExists`; one on an event id is a repeat of
+ * a stored write or the caller's bug (see `Rules.storedAlready`); anything else is a store failure.
  */
-const writeFailure = (operation: string, tenant: Tenant, events: ReadonlyArray<TenantEvent>) =>
+const writeFailure = (operation: string, tenant: Tenant) =>
 (
   error: SqlError
-): Effect.Effect<never, TenantAlreadyExists | RepositoryError> => {
+): Effect.Effect<never, TenantAlreadyExists | RepositoryError | DuplicateEvent> => {
   const { code, constraint } = driverErrorOf(error)
-  if (code === "23505" && constraint === "tenant_outbox_event_id_key") {
-    return Rules.duplicateEventId(events.map((event) => event.eventId).join(", "))
-  }
+  if (code === "23505" && constraint === "tenant_outbox_event_id_key") return Effect.fail(duplicateEvent)
   const field = code === "23505" && typeof constraint === "string" ? uniqueFields[constraint] : undefined
   if (field === undefined) return Effect.fail(storeFailure(operation)(error))
   return Effect.fail(
@@ -138,186 +140,384 @@ const writeFailure = (operation: string, tenant: Tenant, events: ReadonlyArray<T
   )
 }
 
+/** An event id already in the outbox: resolved by `unlessStored`, never returned. */
+interface DuplicateEvent {
+  readonly _tag: "DuplicateEvent"
+}
+const duplicateEvent: DuplicateEvent = { _tag: "DuplicateEvent" }
+
+/** Which transaction a write ran in: its id (`xid8`, as text) and the server process that ran it. */
+interface WriteTransaction {
+  readonly xid: string
+  readonly pid: number
+}
+
+/** How often an unknown commit's transaction is asked about, until the operation's deadline. */
+const resolveSchedule = Schedule.spaced(Duration.millis(100))
+
 const encodeEvent = Schema.encode(TenantEvent)
 const decodeEvent = Schema.decodeUnknown(TenantEvent)
 
-export const makePgStore = Effect.gen(function*() {
-  // The host application may give its client name transforms; this package's SQL is written for exact names.
-  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-  yield* Effect.provideService(Migrations.run, SqlClient.SqlClient, sql)
+/**
+ * @since 0.2.0
+ */
+export interface PgStoreOptions {
+  /** How long any operation may take, a write's resolution of an unknown commit included. */
+  readonly timeout: Duration.Duration
+}
 
-  const columns = sql.literal(
-    "id, code, name, status, email, phone, locale, domain, settings, version, created_at, updated_at, deleted_at, " +
-      "status_changed_by, status_change_reason, status_changed_at"
-  )
+export const makePgStore = (options: PgStoreOptions) =>
+  Effect.gen(function*() {
+    // The host application may give its client name transforms; this package's SQL is written for exact names.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    yield* Effect.provideService(Migrations.run, SqlClient.SqlClient, sql)
+    const timeoutMillis = Duration.toMillis(options.timeout)
 
-  const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) => Effect.forEach(rows, fromRow(operation))
-
-  // A lookup's statement, then one match: its handlers are built once per operation, not per call.
-  const lookupOf = (operation: string) => {
-    const failed = storeFailure(operation)
-    const decode = fromRow(operation)
-    const handlers = {
-      onFailure: (error: SqlError) => Effect.fail(failed(error)),
-      onSuccess: (found: ReadonlyArray<TenantRow>) =>
-        found[0] === undefined ? Effect.succeedNone : Effect.asSome(decode(found[0]))
+    /**
+     * Every operation ends within the timeout, even one stuck where it cannot be interrupted (a transaction's
+     * COMMIT): the caller is answered on time and the work left behind ends by itself (the client's watchdog
+     * destroys a silent connection; the resolution of a commit stops at the deadline). A write cut off this way
+     * may still commit: its error says the outcome is unknown.
+     */
+    const deadline = (operation: string, kind: "read" | "write") => {
+      const onTimeout = () =>
+        new RepositoryError({
+          operation,
+          reason: kind === "write" ? "OutcomeUnknown" : "Timeout",
+          detail: kind === "write"
+            ? `no answer within ${timeoutMillis} ms; the write may or may not be stored: retrying it with the same ` +
+              `events is safe`
+            : `no answer within ${timeoutMillis} ms`
+        })
+      const limit = { duration: options.timeout, onTimeout }
+      return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> =>
+        Effect.timeoutFail(Effect.disconnect(effect), limit)
     }
-    return (rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) => Effect.matchEffect(rows, handlers)
-  }
-  const lookups = {
-    findById: lookupOf("findById"),
-    findByCode: lookupOf("findByCode"),
-    findByDomain: lookupOf("findByDomain")
-  }
-  const findOne = (operation: keyof typeof lookups, rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) =>
-    lookups[operation](rows)
+    const deadlines = {
+      insert: deadline("insert", "write"),
+      save: deadline("save", "write"),
+      findById: deadline("findById", "read"),
+      findByCode: deadline("findByCode", "read"),
+      findByDomain: deadline("findByDomain", "read"),
+      list: deadline("list", "read"),
+      countByStatus: deadline("countByStatus", "read"),
+      outboxList: deadline("outbox.list", "read")
+    }
 
-  const appendToOutbox = (events: ReadonlyArray<TenantEvent>) =>
-    Effect.flatMap(
-      Effect.forEach(events, (event) =>
-        Effect.map(encodeEvent(event), (payload) => ({
-          event_id: event.eventId,
-          tenant_id: event.tenantId,
-          tenant_version: event.version,
-          event_type: event._tag,
-          payload: JSON.stringify(payload),
-          occurred_at: event.occurredAt
-        }))).pipe(Effect.orDie),
-      (rows) => sql`INSERT INTO tenant_outbox ${sql.insert(rows)}`
-    )
-
-  const repository: TenantRepository.Service = {
-    insert: (tenant, event) =>
-      Effect.zipRight(
-        Rules.checkInsert(tenant, event),
-        sql.withTransaction(
-          Effect.zipRight(sql`INSERT INTO tenants ${sql.insert(toRow(tenant))}`, appendToOutbox([event]))
-        ).pipe(Effect.catchAll(writeFailure("insert", tenant, [event])), Effect.asVoid)
-      ),
-    save: (tenant, events, expectedVersion) =>
-      Effect.zipRight(
-        Rules.checkSave(tenant, events, expectedVersion),
-        sql.withTransaction(Effect.gen(function*() {
-          const updated = yield* sql`
-            UPDATE tenants SET ${sql.update(toRow(tenant), ["id"])}
-            WHERE id = ${tenant.id} AND version = ${expectedVersion}
-            RETURNING id`
-          if (updated.length === 0) {
-            const current = yield* sql<{ version: number }>`SELECT version FROM tenants WHERE id = ${tenant.id}`
-            return yield* current[0] === undefined ?
-              Effect.fail(new TenantNotFound({ tenantId: tenant.id })) :
-              Effect.fail(
-                new ConcurrencyConflict({ tenantId: tenant.id, expectedVersion, actualVersion: current[0].version })
-              )
-          }
-          yield* appendToOutbox(events)
-        })).pipe(Effect.catchTag("SqlError", writeFailure("save", tenant, events)), Effect.asVoid)
-      ),
-    findById: (id, options) =>
-      Rules.isTenantId(id) ?
-        findOne(
-          "findById",
-          options?.includeDeleted === true
-            ? sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`
-            : sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id} AND deleted_at IS NULL`
-        ) :
-        Effect.succeedNone,
-    findByCode: (code) =>
-      findOne(
-        "findByCode",
-        sql<TenantRow>`SELECT ${columns} FROM tenants WHERE code = ${normalizeCode(code)} AND deleted_at IS NULL`
-      ),
-    findByDomain: (domain) =>
-      findOne(
-        "findByDomain",
-        sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${
-          normalizeHostname(domain)
-        } AND deleted_at IS NULL`
-      ),
-    list: (input) =>
-      Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
-        const statuses = Rules.statusesOf(query.status)
-        const needle = Rules.searchNeedle(query.search)
-        const where = sql.and([
-          ...(query.includeDeleted ? [] : [sql`deleted_at IS NULL`]),
-          ...(statuses === undefined ? [] : [sql`status IN ${sql.in(statuses)}`]),
-          ...(needle === undefined ? [] : [
-            sql`(name_key LIKE ${Rules.likePattern(needle)} ESCAPE '\\' OR code LIKE ${
-              Rules.likePattern(needle)
-            } ESCAPE '\\')`
-          ]),
-          ...(query.createdFrom === undefined ? [] : [sql`created_at >= ${query.createdFrom}`]),
-          ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
-        ])
-        const order = orderBy[query.sortBy][query.sortDirection]
-        // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
+    /**
+     * A transaction whose COMMIT or ROLLBACK fails ends, in \`@effect/sql\`, as a defect. A network fault is no bug:
+     * a failed ROLLBACK (the body had failed, nothing was committed) gives back the body's failure; a failed COMMIT
+     * leaves the outcome unknown, and `resolveCommit` finds it out.
+     */
+    const transaction = <A, E>(
+      body: (record: (written: WriteTransaction) => void) => Effect.Effect<A, E>,
+      commitLost: (written: WriteTransaction | undefined, cause: SqlError) => Effect.Effect<A, RepositoryError>
+    ): Effect.Effect<A, E | SqlError | RepositoryError> =>
+      Effect.suspend(() => {
+        let written: WriteTransaction | undefined
+        let failure: Cause.Cause<E> | undefined
+        let committing = false
         return sql.withTransaction(
-          Effect.zipRight(
-            sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`,
-            Effect.all({
-              rows: sql<TenantRow>`
-                SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
-                LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
-              count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
-            })
+          body((transaction) => {
+            written = transaction
+          }).pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                if (exit._tag === "Success") committing = true
+                else failure = exit.cause
+              })
+            )
           )
         ).pipe(
-          Effect.mapError(storeFailure("list")),
-          Effect.flatMap(({ count, rows }) =>
-            Effect.map(decodeRows("list")(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
+          Effect.catchAllDefect((defect): Effect.Effect<A, E | RepositoryError> => {
+            if (!(defect instanceof SqlError)) return Effect.die(defect)
+            if (!committing) return failure === undefined ? Effect.die(defect) : Effect.failCause(failure)
+            return commitLost(written, defect)
+          })
+        )
+      })
+
+    /**
+     * The COMMIT was sent and its answer lost. The transaction's status settles it: committed, the write
+     * succeeded; aborted, nothing was stored. While it is still in progress (the server never got the COMMIT and
+     * holds the transaction open, with its row locks) its server process is terminated, which ends it one way or
+     * the other. Only when the database cannot be asked before the deadline does the write fail as unknown.
+     */
+    const resolveCommit = (operation: string) =>
+    (
+      written: WriteTransaction | undefined,
+      cause: SqlError
+    ): Effect.Effect<void, RepositoryError> => {
+      const unknown = new RepositoryError({
+        operation,
+        reason: "OutcomeUnknown",
+        detail: "the connection failed during COMMIT and the outcome could not be confirmed in time; retrying the " +
+          "write with the same events is safe",
+        cause
+      })
+      if (written === undefined) return Effect.fail(unknown)
+      const status = sql<{ status: string | null }>`SELECT pg_xact_status(${written.xid}::xid8) AS status`.pipe(
+        Effect.flatMap((rows) => {
+          const status = rows[0]?.status
+          if (status === "committed" || status === "aborted") return Effect.succeed(status)
+          if (status !== "in progress") return Effect.fail(unknown)
+          // Only that transaction's process: the process id alone may have been reused since.
+          return sql`
+          SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE pid = ${written.pid} AND backend_xid = ${written.xid}::xid8::xid`.pipe(
+            Effect.zipRight(Effect.fail(unknown))
+          )
+        }),
+        Effect.catchTag("SqlError", () => Effect.fail(unknown))
+      )
+      return status.pipe(
+        Effect.retry(resolveSchedule),
+        Effect.timeoutFail({ duration: options.timeout, onTimeout: () => unknown }),
+        Effect.flatMap((status) =>
+          status === "committed" ? Effect.void : Effect.fail(
+            new RepositoryError({
+              operation,
+              detail: "the connection failed during COMMIT; the database confirms that nothing was stored",
+              cause
+            })
           )
         )
-      }),
-    countByStatus: sql<{ status: Tenant["status"]; count: number }>`
-      SELECT status, count(*)::int AS count FROM tenants GROUP BY status`.pipe(
-      Effect.mapError(storeFailure("countByStatus")),
-      Effect.map((rows) => {
-        const counts = Rules.zeroCounts()
-        for (const row of rows) counts[row.status] = row.count
-        return counts
-      })
-    )
-  }
+      )
+    }
 
-  const outbox: TenantOutbox.Service = {
-    list: (options) =>
-      Effect.flatMap(Rules.decodeOutboxOptions(options ?? {}), (query) => {
-        const where = sql.and([
-          ...(query.tenantId === undefined ? [] : [sql`tenant_id = ${query.tenantId}`]),
-          ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
-        ])
-        return sql<OutboxRow>`
+    /**
+     * A write that failed because its tenant has moved on may be a retry of one that committed: its events are then
+     * in the outbox, and it succeeds (see `Rules.storedAlready`).
+     */
+    const unlessStored = <E>(events: Array.NonEmptyReadonlyArray<TenantEvent>) =>
+    <A>(
+      effect: Effect.Effect<A, E | DuplicateEvent>
+    ): Effect.Effect<A | void, Exclude<E, DuplicateEvent> | RepositoryError> =>
+      Effect.catchIf(
+        effect,
+        (error): error is E | DuplicateEvent =>
+          error instanceof TenantAlreadyExists || error instanceof ConcurrencyConflict || error === duplicateEvent,
+        (error) =>
+          storedEvents(events).pipe(
+            Effect.flatMap((stored) => Rules.storedAlready(events, stored)),
+            Effect.flatMap((stored) =>
+              stored ? Effect.void : error === duplicateEvent
+                ? Rules.duplicateEventId(events.map((event) => event.eventId).join(", "))
+                : Effect.fail(error as Exclude<E, DuplicateEvent>)
+            )
+          )
+      )
+
+    const storedEvents = (events: ReadonlyArray<TenantEvent>) =>
+      sql<{ event_id: string; tenant_id: string; tenant_version: number; event_type: string }>`
+      SELECT event_id, tenant_id, tenant_version, event_type FROM tenant_outbox
+      WHERE event_id IN ${sql.in(events.map((event) => event.eventId))}`.pipe(
+        Effect.map((rows) =>
+          rows.map((row): Rules.StoredEvent => ({
+            eventId: row.event_id,
+            tenantId: row.tenant_id,
+            tenantVersion: row.tenant_version,
+            eventType: row.event_type
+          }))
+        ),
+        Effect.mapError(storeFailure("storedAlready"))
+      )
+
+    const columns = sql.literal(
+      "id, code, name, status, email, phone, locale, domain, settings, version, created_at, updated_at, deleted_at, " +
+        "status_changed_by, status_change_reason, status_changed_at"
+    )
+
+    const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) =>
+      Effect.forEach(rows, fromRow(operation))
+
+    // A lookup's statement, then one match: its handlers are built once per operation, not per call.
+    const lookupOf = (operation: string) => {
+      const failed = storeFailure(operation)
+      const decode = fromRow(operation)
+      const handlers = {
+        onFailure: (error: SqlError) => Effect.fail(failed(error)),
+        onSuccess: (found: ReadonlyArray<TenantRow>) =>
+          found[0] === undefined ? Effect.succeedNone : Effect.asSome(decode(found[0]))
+      }
+      return (rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) => Effect.matchEffect(rows, handlers)
+    }
+    const lookups = {
+      findById: lookupOf("findById"),
+      findByCode: lookupOf("findByCode"),
+      findByDomain: lookupOf("findByDomain")
+    }
+    const findOne = (operation: keyof typeof lookups, rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) =>
+      deadlines[operation](lookups[operation](rows))
+
+    const appendToOutbox = (events: ReadonlyArray<TenantEvent>) =>
+      Effect.flatMap(
+        Effect.forEach(events, (event) =>
+          Effect.map(encodeEvent(event), (payload) => ({
+            event_id: event.eventId,
+            tenant_id: event.tenantId,
+            tenant_version: event.version,
+            event_type: event._tag,
+            payload: JSON.stringify(payload),
+            occurred_at: event.occurredAt
+          }))).pipe(Effect.orDie),
+        (rows) => sql`INSERT INTO tenant_outbox ${sql.insert(rows)}`
+      )
+
+    const repository: TenantRepository.Service = {
+      insert: (tenant, event) =>
+        deadlines.insert(Effect.zipRight(
+          Rules.checkInsert(tenant, event),
+          transaction((record) =>
+            Effect.zipRight(
+              Effect.map(
+                sql<WriteTransaction>`
+                INSERT INTO tenants ${sql.insert(toRow(tenant))}
+                RETURNING pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid`,
+                (rows) => rows[0] !== undefined && record(rows[0])
+              ),
+              appendToOutbox([event])
+            ), resolveCommit("insert")).pipe(
+              Effect.catchTag("SqlError", writeFailure("insert", tenant)),
+              unlessStored([event]),
+              Effect.asVoid
+            )
+        )),
+      save: (tenant, events, expectedVersion) =>
+        deadlines.save(Effect.zipRight(
+          Rules.checkSave(tenant, events, expectedVersion),
+          transaction((record) =>
+            Effect.gen(function*() {
+              const updated = yield* sql<WriteTransaction>`
+              UPDATE tenants SET ${sql.update(toRow(tenant), ["id"])}
+              WHERE id = ${tenant.id} AND version = ${expectedVersion}
+              RETURNING pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid`
+              if (updated[0] === undefined) {
+                const current = yield* sql<{ version: number }>`SELECT version FROM tenants WHERE id = ${tenant.id}`
+                return yield* current[0] === undefined ?
+                  Effect.fail(new TenantNotFound({ tenantId: tenant.id })) :
+                  Effect.fail(
+                    new ConcurrencyConflict({ tenantId: tenant.id, expectedVersion, actualVersion: current[0].version })
+                  )
+              }
+              record(updated[0])
+              yield* appendToOutbox(events)
+            }), resolveCommit("save")).pipe(
+              Effect.catchTag("SqlError", writeFailure("save", tenant)),
+              unlessStored(events),
+              Effect.asVoid
+            )
+        )),
+      findById: (id, options) =>
+        Rules.isTenantId(id) ?
+          findOne(
+            "findById",
+            options?.includeDeleted === true
+              ? sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`
+              : sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id} AND deleted_at IS NULL`
+          ) :
+          Effect.succeedNone,
+      findByCode: (code) =>
+        findOne(
+          "findByCode",
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE code = ${normalizeCode(code)} AND deleted_at IS NULL`
+        ),
+      findByDomain: (domain) =>
+        findOne(
+          "findByDomain",
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${
+            normalizeHostname(domain)
+          } AND deleted_at IS NULL`
+        ),
+      list: (input) =>
+        deadlines.list(Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
+          const statuses = Rules.statusesOf(query.status)
+          const needle = Rules.searchNeedle(query.search)
+          const where = sql.and([
+            ...(query.includeDeleted ? [] : [sql`deleted_at IS NULL`]),
+            ...(statuses === undefined ? [] : [sql`status IN ${sql.in(statuses)}`]),
+            ...(needle === undefined ? [] : [
+              sql`(name_key LIKE ${Rules.likePattern(needle)} ESCAPE '\\' OR code LIKE ${
+                Rules.likePattern(needle)
+              } ESCAPE '\\')`
+            ]),
+            ...(query.createdFrom === undefined ? [] : [sql`created_at >= ${query.createdFrom}`]),
+            ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
+          ])
+          const order = orderBy[query.sortBy][query.sortDirection]
+          // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
+          return transaction(
+            () =>
+              Effect.zipRight(
+                sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`,
+                Effect.all({
+                  rows: sql<TenantRow>`
+                SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
+                LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
+                  count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
+                })
+              ),
+            // A read-only transaction has nothing to resolve: its answer is lost with its connection.
+            (_, cause) => Effect.fail(storeFailure("list")(cause))
+          ).pipe(
+            Effect.catchTag("SqlError", (error) => Effect.fail(storeFailure("list")(error))),
+            Effect.flatMap(({ count, rows }) =>
+              Effect.map(decodeRows("list")(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
+            )
+          )
+        })),
+      countByStatus: deadlines.countByStatus(
+        sql<{ status: Tenant["status"]; count: number }>`
+        SELECT status, count(*)::int AS count FROM tenants GROUP BY status`.pipe(
+          Effect.mapError(storeFailure("countByStatus")),
+          Effect.map((rows) => {
+            const counts = Rules.zeroCounts()
+            for (const row of rows) counts[row.status] = row.count
+            return counts
+          })
+        )
+      )
+    }
+
+    const outbox: TenantOutbox.Service = {
+      list: (options) =>
+        deadlines.outboxList(Effect.flatMap(Rules.decodeOutboxOptions(options ?? {}), (query) => {
+          const where = sql.and([
+            ...(query.tenantId === undefined ? [] : [sql`tenant_id = ${query.tenantId}`]),
+            ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
+          ])
+          return sql<OutboxRow>`
           SELECT position, event_id, tenant_id, tenant_version, payload, occurred_at, recorded_at
           FROM tenant_outbox WHERE ${where} ORDER BY position LIMIT ${query.limit}`.pipe(
-          Effect.mapError(storeFailure("outbox.list")),
-          Effect.flatMap((rows) =>
-            Effect.forEach(rows, (row) =>
-              Effect.map(decodeEvent(row.payload), (event) =>
-                new OutboxEntry({
-                  position: Number(row.position),
-                  eventId: row.event_id,
-                  tenantId: event.tenantId,
-                  tenantVersion: row.tenant_version,
-                  eventType: event._tag,
-                  occurredAt: row.occurred_at,
-                  recordedAt: row.recorded_at,
-                  event
-                })))
-          ),
-          Effect.catchTag("ParseError", (error) =>
-            Effect.fail(
-              new RepositoryError({
-                operation: "outbox.list",
-                detail: "a stored outbox entry does not decode",
-                cause: error
-              })
-            ))
-        )
-      })
-  }
+            Effect.mapError(storeFailure("outbox.list")),
+            Effect.flatMap((rows) =>
+              Effect.forEach(rows, (row) =>
+                Effect.map(decodeEvent(row.payload), (event) =>
+                  new OutboxEntry({
+                    position: Number(row.position),
+                    eventId: row.event_id,
+                    tenantId: event.tenantId,
+                    tenantVersion: row.tenant_version,
+                    eventType: event._tag,
+                    occurredAt: row.occurred_at,
+                    recordedAt: row.recorded_at,
+                    event
+                  })))
+            ),
+            Effect.catchTag("ParseError", (error) =>
+              Effect.fail(
+                new RepositoryError({
+                  operation: "outbox.list",
+                  detail: "a stored outbox entry does not decode",
+                  cause: error
+                })
+              ))
+          )
+        }))
+    }
 
-  return { repository, outbox, ledger: yield* makePgLedger(sql) }
-})
+    return { repository, outbox, ledger: yield* makePgLedger(sql) }
+  })
 
 const orderBy: Record<SortField, Record<"asc" | "desc", string>> = {
   name: { asc: `name_key COLLATE "C" ASC, id ASC`, desc: `name_key COLLATE "C" DESC, id DESC` },

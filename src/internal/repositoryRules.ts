@@ -146,6 +146,35 @@ export const checkSave = (
 export const duplicateEventId = (eventId: string): Effect.Effect<never> =>
   Effect.dieMessage(`event ${eventId} is already in the outbox: every change needs a fresh Stamp`)
 
+/** What the outbox holds under an event id: enough to tell a repeated write from a reused stamp. */
+export interface StoredEvent {
+  readonly eventId: string
+  readonly tenantId: string
+  readonly tenantVersion: number
+  readonly eventType: string
+}
+
+/**
+ * Whether a write is already stored, judged by its events: a write whose outcome was unknown (a lost COMMIT
+ * answer, a timeout) may be retried with the same events, and a retry of one that did commit must succeed
+ * rather than fail with `ConcurrencyConflict` or `TenantAlreadyExists`. All its events in the outbox, each for the
+ * same tenant, version and kind: stored. None: not stored. Anything in between is a reused stamp, the caller's
+ * bug, and dies.
+ */
+export const storedAlready = (
+  events: ReadonlyArray<TenantEvent>,
+  stored: ReadonlyArray<StoredEvent>
+): Effect.Effect<boolean> => {
+  if (stored.length === 0) return Effect.succeed(false)
+  const byId = new Map(stored.map((entry) => [entry.eventId, entry]))
+  const same = events.every((event) => {
+    const entry = byId.get(event.eventId)
+    return entry !== undefined && entry.tenantId === event.tenantId && entry.tenantVersion === event.version &&
+      entry.eventType === event._tag
+  })
+  return same ? Effect.succeed(true) : duplicateEventId(stored.map((entry) => entry.eventId).join(", "))
+}
+
 export const decodeOutboxOptions = InvalidInput.decode(
   "outbox query",
   Schema.Struct({
