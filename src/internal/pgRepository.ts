@@ -205,7 +205,7 @@ export const makePgStore = (options: PgStoreOptions) =>
     }
 
     /**
-     * A transaction whose COMMIT or ROLLBACK fails ends, in \`@effect/sql\`, as a defect. A network fault is no bug:
+     * A transaction whose COMMIT or ROLLBACK fails ends, in `@effect/sql`, as a defect. A network fault is no bug:
      * a failed ROLLBACK (the body had failed, nothing was committed) gives back the body's failure; a failed COMMIT
      * leaves the outcome unknown, and `resolveCommit` finds it out.
      */
@@ -229,9 +229,10 @@ export const makePgStore = (options: PgStoreOptions) =>
             )
           )
         ).pipe(
-          Effect.catchAllDefect((defect): Effect.Effect<A, E | RepositoryError> => {
+          Effect.catchAllDefect((defect): Effect.Effect<A, E | SqlError | RepositoryError> => {
             if (!(defect instanceof SqlError)) return Effect.die(defect)
-            if (!committing) return failure === undefined ? Effect.die(defect) : Effect.failCause(failure)
+            // The body failed, or never ran (BEGIN failed), and the ROLLBACK after it failed: nothing was committed.
+            if (!committing) return failure === undefined ? Effect.fail(defect) : Effect.failCause(failure)
             return commitLost(written, defect)
           })
         )
