@@ -24,7 +24,7 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import type { Cluster } from "ioredis"
 import { Redis } from "ioredis"
-import type { CacheError } from "./CacheError.js"
+import { CacheError } from "./CacheError.js"
 import { makeRedisStore } from "./internal/redisCacheStore.js"
 import { makeTiered, tierReads as tierReadsCounter } from "./internal/tieredCacheStore.js"
 
@@ -78,7 +78,43 @@ export interface Service {
   ) => Effect.Effect<boolean, CacheError>
   /** Deletes each key's value and moves the key to a new version, each key in one atomic step. */
   readonly invalidate: (keys: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
+  /**
+   * Proves that the server behind the store answers (Redis: `PING`, under the command timeout), for health
+   * checks (see `InfraHealth`). A store held in memory has none: there is nothing to reach.
+   */
+  readonly ping?: Effect.Effect<void, CacheError> | undefined
+  /**
+   * The mark stored beside the values: how far they follow the repository's changes, which bounds staleness
+   * across processes (see `CachedTenantRepository`). A store without marks gets inline invalidation only.
+   */
+  readonly marks?: Marks | undefined
 }
+
+/**
+ * How far a store's values follow the repository's changes, in the repository's commit order. Marks are decimal
+ * integers; every change below the stored mark has been applied to the values. The mark lives with the values,
+ * so a store that loses them (a restart, a restore from disk) loses or rewinds its mark with them.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Marks {
+  /** The stored mark, if any. */
+  readonly read: Effect.Effect<Option.Option<string>, CacheError>
+  /**
+   * Moves the mark from `from` (`undefined`: none stored) to `to` in one atomic step, unless it changed in the
+   * meantime; answers whether the stored mark now covers `to` (moved, or found at `to` or beyond).
+   */
+  readonly advance: (from: string | undefined, to: string) => Effect.Effect<boolean, CacheError>
+  /** With a memory tier in front: the highest mark its broadcast channel carried since it last (re)subscribed. */
+  readonly heard?: (() => bigint | undefined) | undefined
+  /** With a memory tier in front: the memory tier may answer until then (milliseconds since the epoch). */
+  readonly trustLocalUntil?: ((millis: number) => void) | undefined
+}
+
+/** A mark moves only from what was read, or forward past it: see `Marks.advance`. */
+export const advanceMark = (current: string | undefined, from: string | undefined, to: string): boolean | "move" =>
+  current === from ? "move" : current !== undefined && BigInt(current) >= BigInt(to)
 
 /**
  * @since 0.1.0
@@ -158,9 +194,20 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
     }
 
     const now = Clock.currentTimeMillis
+    let mark: string | undefined
 
     return {
       tier: "memory",
+      marks: {
+        read: Effect.sync(() => Option.fromNullable(mark)),
+        advance: (from, to) =>
+          Effect.sync(() => {
+            const outcome = advanceMark(mark, from, to)
+            if (outcome !== "move") return outcome
+            mark = to
+            return true
+          })
+      },
       get: (key) => Effect.map(now, (millis) => read(key, millis)),
       getMany: (keys) => Effect.map(now, (millis) => keys.map((key) => read(key, millis))),
       set: (key, value, ttl) => Effect.map(now, (millis) => write(key, value, ttl, millis)),
@@ -329,27 +376,53 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         (subscriber) => Effect.sync(() => subscriber.disconnect())
       )
       subscriber.on("error", () => undefined)
-      const heard = yield* Queue.unbounded<ReadonlyArray<string>>()
+      // Broadcasts in the order they came: keys to drop, and marks (see `Marks`) that say every key broadcast
+      // before them has been.
+      const heard = yield* Queue.unbounded<ReadonlyArray<string> | bigint>()
       const local = yield* makeMemory({ maxEntries: options.localMaxEntries ?? 10_000 })
       const shared = makeRedisStore(client, settings)
       // The memory tier is used only while broadcasts are certainly heard: from the moment the subscription is
       // confirmed until the connection leaves "ready". Every time it is lost, every memory copy is forgotten at
       // once (synchronously, so that no read can slip in first), since broadcasts may be missed from then on.
+      // A cache that follows the repository's changes also bounds how long ago the last mark may have been heard.
       let subscribed = false
+      let heardMark: bigint | undefined
+      let localTrustedUntil = Infinity
+      const broadcast = (message: string) =>
+        Effect.tryPromise({
+          try: () => client.publish(channel, message),
+          catch: (cause) =>
+            new CacheError({
+              reason: "Unreachable",
+              operation: "publish",
+              detail: cause instanceof Error ? cause.message : "",
+              cause
+            })
+        }).pipe(
+          Effect.timeoutFail({
+            duration: settings.commandTimeout,
+            onTimeout: () =>
+              new CacheError({
+                reason: "Timeout",
+                operation: "publish",
+                detail: `no answer within ${Duration.format(settings.commandTimeout)}`
+              })
+          }),
+          Effect.asVoid
+        )
       const tiered = makeTiered({
         local,
         shared,
         localTtl: options.localTtl ?? Duration.seconds(10),
-        listening: () => subscribed,
-        publish: (keys) =>
-          Effect.promise(() => client.publish(channel, JSON.stringify(keys)).catch(() => 0)).pipe(
-            Effect.timeoutOption(settings.commandTimeout),
-            Effect.asVoid
-          )
+        listening: () => subscribed && Date.now() < localTrustedUntil,
+        // A broadcast that fails fails the invalidation, which is then retried: another instance must not keep
+        // a copy that Redis no longer has.
+        publish: (keys) => broadcast(JSON.stringify(keys))
       })
       const lost = () => {
         if (subscribed) tiered.forgetAllLocal()
         subscribed = false
+        heardMark = undefined
       }
       subscriber.on("close", lost)
       subscriber.on("end", lost)
@@ -369,7 +442,9 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         try {
           const keys: unknown = JSON.parse(message)
           if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
-          else lost()
+          else if (typeof keys === "object" && keys !== null && "mark" in keys && typeof keys.mark === "string") {
+            Queue.unsafeOffer(heard, BigInt(keys.mark))
+          } else lost()
         } catch {
           lost()
         }
@@ -380,11 +455,30 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         Deferred.await(firstSubscription)
       ).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
       yield* Queue.take(heard).pipe(
-        Effect.flatMap(tiered.dropLocal),
+        Effect.flatMap((message) =>
+          typeof message === "bigint"
+            ? Effect.sync(() => {
+              if (subscribed && (heardMark === undefined || message > heardMark)) heardMark = message
+            })
+            : tiered.dropLocal(message)
+        ),
         Effect.forever,
         Effect.forkScoped
       )
-      return tiered.store
+      const marks: Marks = {
+        read: shared.marks?.read ?? Effect.succeedNone,
+        // The mark is broadcast after the keys below it were: an instance that hears it has dropped them all.
+        advance: (from, to) =>
+          Effect.flatMap(shared.marks?.advance(from, to) ?? Effect.succeed(false), (covered) =>
+            covered ? Effect.as(broadcast(JSON.stringify({ mark: to })), true) : Effect.succeed(false)),
+        heard: () =>
+          heardMark,
+        trustLocalUntil: (millis) => {
+          localTrustedUntil = millis
+        }
+      }
+      // The tiers answer together; what can be unreachable is Redis.
+      return { ...tiered.store, ping: shared.ping, marks }
     })
   )
 

@@ -80,6 +80,9 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
+import { makeFreshness, runFreshness } from "./internal/cacheFreshness.js"
+import type { Change } from "./internal/changeFeed.js"
+import { ChangeFeed } from "./internal/changeFeed.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
 import { annotateWhenTraced, isTraced, spanWhenTraced, withTags } from "./internal/observability.js"
 import { makeSingleFlight } from "./internal/singleFlight.js"
@@ -122,6 +125,15 @@ export interface Options {
    * cached value and one tenant in memory, 1-2 KB; size it to the tenants a process reads often.
    */
   readonly decodedTenants?: number | undefined
+  /**
+   * The bound on staleness across processes (default 2 seconds): no read returns a tenant older than a save
+   * acknowledged more than this long before the read started, in any process, whatever the store or the network
+   * did. It holds where the repository provides its change feed (`TenantRepository.layerPg`, `layerMemory`) and
+   * the store keeps marks (every store of `CacheStore`); see "Freshness across processes" above.
+   */
+  readonly maxStaleness?: Duration.DurationInput | undefined
+  /** How often each process polls the repository's changes and confirms the store's mark (default 250 ms). */
+  readonly freshnessInterval?: Duration.DurationInput | undefined
 }
 
 const counterKey = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
@@ -276,6 +288,10 @@ const DEFAULT_TTL = Duration.minutes(5)
 const DEFAULT_ABSENT_TTL = Duration.seconds(30)
 const DEFAULT_BREAKER_COOLDOWN = Duration.seconds(5)
 const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
+const DEFAULT_MAX_STALENESS = Duration.seconds(2)
+const DEFAULT_FRESHNESS_INTERVAL = Duration.millis(250)
+/** Event ids remembered as invalidated inline, the oldest forgotten first. */
+const MAX_APPLIED_INLINE = 10_000
 
 /**
  * The cached repository over the `TenantRepository` and the `CacheStore` it is given. Its loads run in fibers
@@ -298,6 +314,21 @@ export const make = (
     const observed = observedFor(tier)
     const scope = yield* Effect.scope
     const prefix = options.prefix ?? ""
+    /** The keys of changes from the feed: code and domain keys before id keys, as after a write. */
+    const keysOfChanges = (changes: ReadonlyArray<Change>): ReadonlyArray<string> => {
+      const lookups = new Set<string>()
+      const ids = new Set<string>()
+      for (const change of changes) {
+        ids.add(TenantCache.idKey(change.tenantId, prefix))
+        for (const code of [change.code, change.previousCode]) {
+          if (code !== undefined) lookups.add(TenantCache.codeKey(code, prefix))
+        }
+        for (const domain of [change.domain, change.previousDomain]) {
+          if (domain !== undefined) lookups.add(TenantCache.domainKey(domain, prefix))
+        }
+      }
+      return [...lookups, ...ids]
+    }
     const foundMillis = Duration.toMillis(options.ttl ?? DEFAULT_TTL)
     const absentMillis = Duration.toMillis(options.absentTtl ?? DEFAULT_ABSENT_TTL)
     const jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.9)
@@ -557,7 +588,7 @@ export const make = (
       const key = cacheKey.value
       return Effect.withFiberRuntime((fiber) => {
         const traced = isTraced(fiber.currentTracer)
-        return !traced && pending.size === 0 && breaker.isClear()
+        return !traced && pending.size === 0 && breaker.isClear() && trusted()
           ? quickRead(lookup, key, load, fiber.getFiberRef(FiberRef.currentMetricLabels))
           : Effect.flatMap(read(lookup, key, traced), (result) => afterRead(lookup, key, load, result))
       })
@@ -646,10 +677,15 @@ export const make = (
       )
     })
 
-    /** A store call made only once no invalidation is pending, and while the breaker lets it; else `None`. */
+    /**
+     * A store call made only once no invalidation is pending, while the store is confirmed fresh (see
+     * `maxStaleness`) and while the breaker lets it; else `None`.
+     */
     const whenClear = <A>(call: Effect.Effect<A, CacheError>): Effect.Effect<Option.Option<A>, CacheError> =>
       Effect.suspend(() =>
-        pending.size === 0
+        !trusted()
+          ? Effect.succeedNone
+          : pending.size === 0
           ? guarded(call)
           : Effect.flatMap(flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
       )
@@ -682,6 +718,39 @@ export const make = (
           })
       )
 
+    // Events whose keys this process invalidated itself: the change feed need not invalidate them again (each
+    // time it did, a value filled since would be dropped for nothing).
+    const appliedInline = new Set<string>()
+    const markApplied = (events: ReadonlyArray<TenantEvent>) => {
+      for (const event of events) appliedInline.add(event.eventId)
+      for (const eventId of appliedInline) {
+        if (appliedInline.size <= MAX_APPLIED_INLINE) break
+        appliedInline.delete(eventId)
+      }
+    }
+
+    const feed = yield* Effect.serviceOption(ChangeFeed)
+    const freshness = Option.isSome(feed) && store.marks !== undefined
+      ? makeFreshness({
+        feed: feed.value,
+        store,
+        marks: store.marks,
+        guarded,
+        maxStaleness: Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS),
+        interval: Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
+        window: Duration.millis(Math.max(foundMillis, absentMillis) * (1 + jitter) + 60_000),
+        keysOf: keysOfChanges,
+        appliedInline: (eventId) => appliedInline.has(eventId)
+      })
+      : undefined
+    // Whether the store may be read: always, when there is nothing to follow.
+    const trusted = freshness === undefined ? () => true : freshness.trusted
+    if (freshness !== undefined) {
+      // The first poll before serving, so that a healthy store is trusted from the start.
+      yield* Effect.ignore(freshness.poll)
+      yield* runFreshness(freshness, Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL), scope)
+    }
+
     // Pending invalidations are retried in the background too, so that they reach the store without a read.
     yield* Effect.forkIn(
       Effect.interruptible(Effect.repeat(flush, Schedule.spaced(options.retryInterval ?? DEFAULT_RETRY_INTERVAL))),
@@ -712,7 +781,12 @@ export const make = (
         }
         const entries = (keys: Map<string, TenantCache.Lookup>): Keys =>
           Array.from(keys, ([key, lookup]) => [lookup, key] as const)
-        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids)))
+        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids))).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            // Applied inline only if nothing is left pending for these keys.
+            if (![...lookups.keys(), ...ids.keys()].some((key) => pending.has(key))) markApplied(events)
+          }))
+        )
       }
 
     return TenantRepository.TenantRepository.of({

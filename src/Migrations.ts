@@ -179,6 +179,19 @@ const indexDeliveredMessages = Effect.gen(function*() {
 })
 
 /**
+ * Each outbox event records the transaction that wrote it, so that a reader can take events in the order their
+ * transactions committed: every transaction below `pg_snapshot_xmin` of a snapshot has ended, so no event can
+ * appear below it later (see the cache's change feed). Adding the column with no default rewrites nothing;
+ * events written before it have none and count as long applied.
+ */
+const recordOutboxTransactions = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE tenant_outbox ADD COLUMN xid xid8`
+  yield* sql`ALTER TABLE tenant_outbox ALTER COLUMN xid SET DEFAULT pg_current_xact_id()`
+  yield* sql`CREATE INDEX tenant_outbox_xid_idx ON tenant_outbox (xid)`
+})
+
+/**
  * Every migration of the package, by id. Ids only grow; a released migration is never edited.
  *
  * @since 0.1.0
@@ -189,7 +202,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "2_create_tenant_outbox": createOutbox,
   "3_index_tenant_search": indexSearch,
   "4_create_delivery_ledger": createDeliveryLedger,
-  "5_index_delivered_messages": indexDeliveredMessages
+  "5_index_delivered_messages": indexDeliveredMessages,
+  "6_record_outbox_transactions": recordOutboxTransactions
 }
 
 /**

@@ -47,6 +47,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { DeliveryLedger } from "./DeliveryLedger.js"
+import { ChangeFeed } from "./internal/changeFeed.js"
 import { makeMemoryStore } from "./internal/memoryRepository.js"
 import { isTraced, timerKey, timerOf, timerWithTags } from "./internal/observability.js"
 import { makePgStore } from "./internal/pgRepository.js"
@@ -182,11 +183,13 @@ const toContext = (backend: string) =>
     readonly repository: Service
     readonly outbox: TenantOutbox["Type"]
     readonly ledger: DeliveryLedger["Type"]
+    readonly changes: ChangeFeed["Type"]
   }
 ) =>
   Context.make(TenantRepository, observed(backend, store.repository)).pipe(
     Context.add(TenantOutbox, store.outbox),
-    Context.add(DeliveryLedger, store.ledger)
+    Context.add(DeliveryLedger, store.ledger),
+    Context.add(ChangeFeed, store.changes)
   )
 
 /**

@@ -24,7 +24,7 @@ describe("TenantRepository.layerPg", () => {
         const schema = yield* TestSchema
         const first = yield* Migrations.run
         const second = yield* Migrations.run
-        assert.deepStrictEqual(first.map(([id]) => id), [1, 2, 3, 4, 5])
+        assert.deepStrictEqual(first.map(([id]) => id), [1, 2, 3, 4, 5, 6])
         assert.deepStrictEqual(second, [])
 
         const tables = yield* sql<{ table_name: string }>`
@@ -51,6 +51,9 @@ describe("TenantRepository.layerPg", () => {
         const [delivered] = yield* sql<{ indexdef: string }>`
           SELECT indexdef FROM pg_indexes WHERE schemaname = ${schema} AND indexname = 'tenant_deliveries_delivered_idx'`
         assert.match(delivered?.indexdef ?? "missing", /\(finished_at\) WHERE \(status = 'delivered'::text\)/)
+        const [byTransaction] = yield* sql<{ indexdef: string }>`
+          SELECT indexdef FROM pg_indexes WHERE schemaname = ${schema} AND indexname = 'tenant_outbox_xid_idx'`
+        assert.match(byTransaction?.indexdef ?? "missing", /\(xid\)/)
       }).pipe(Effect.provide(layerClientInFreshSchema)))
 
     it.scoped("run safely from several clients at once: each migration runs exactly once", () =>
@@ -61,7 +64,7 @@ describe("TenantRepository.layerPg", () => {
           Array.from({ length: 4 }, () => Effect.provide(Migrations.run, client)),
           { concurrency: "unbounded" }
         )
-        assert.deepStrictEqual(runs.flat().map(([id]) => id).sort(), [1, 2, 3, 4, 5])
+        assert.deepStrictEqual(runs.flat().map(([id]) => id).sort(), [1, 2, 3, 4, 5, 6])
       }))
   })
 

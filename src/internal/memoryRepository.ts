@@ -1,4 +1,5 @@
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -9,6 +10,7 @@ import type * as TenantOutbox from "../TenantOutbox.js"
 import { OutboxEntry } from "../TenantOutbox.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
+import type * as ChangeFeed from "./changeFeed.js"
 import { makeMemoryLedger } from "./memoryDeliveryLedger.js"
 import * as Rules from "./repositoryRules.js"
 
@@ -181,5 +183,34 @@ export const makeMemoryStore = Effect.sync(() => {
           .map((entry) => new OutboxEntry({ ...entry, event: copyEvent(entry.event) })))
   }
 
-  return { repository, outbox: outboxService, ledger: deliveries.ledger }
+  // Positions are assigned as each write commits (synchronously), so they are in commit order already.
+  const changeOf = (entry: OutboxEntry): ChangeFeed.Change => ({
+    eventId: entry.eventId,
+    mark: BigInt(entry.position),
+    tenantId: entry.tenantId,
+    code: entry.event.tenant.code,
+    domain: entry.event.tenant.domain,
+    previousCode: entry.event._tag === "TenantUpdated" ? entry.event.previousCode : undefined,
+    previousDomain: entry.event._tag === "TenantUpdated" ? entry.event.previousDomain : undefined
+  })
+  const changes: ChangeFeed.Service = {
+    start: (window) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const recent = outbox.find((entry) => entry.recordedAt.getTime() >= now - Duration.toMillis(window))
+        return BigInt(recent?.position ?? outbox.length + 1)
+      }),
+    poll: (from, limit) =>
+      Effect.sync(() => {
+        const head = BigInt(outbox.length + 1)
+        const first = Math.max(0, Number(from) - 1)
+        const entries = outbox.slice(first, first + limit)
+        return {
+          head,
+          next: first + entries.length >= outbox.length ? head : BigInt(first + entries.length + 1),
+          changes: entries.map(changeOf)
+        }
+      })
+  }
+
+  return { repository, outbox: outboxService, ledger: deliveries.ledger, changes }
 })

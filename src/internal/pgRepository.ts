@@ -16,6 +16,7 @@ import { OutboxEntry } from "../TenantOutbox.js"
 import type { SortField } from "../TenantQuery.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
+import type * as ChangeFeed from "./changeFeed.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
 import * as Rules from "./repositoryRules.js"
 
@@ -146,6 +147,26 @@ interface DuplicateEvent {
 }
 const duplicateEvent: DuplicateEvent = { _tag: "DuplicateEvent" }
 
+interface ChangeRow {
+  readonly event_id: string
+  readonly mark: string
+  readonly tenant_id: string
+  readonly code: string
+  readonly domain: string | null
+  readonly previous_code: string | null
+  readonly previous_domain: string | null
+}
+
+const changeOfRow = (row: ChangeRow): ChangeFeed.Change => ({
+  eventId: row.event_id,
+  mark: BigInt(row.mark),
+  tenantId: row.tenant_id,
+  code: row.code,
+  domain: row.domain ?? undefined,
+  previousCode: row.previous_code ?? undefined,
+  previousDomain: row.previous_domain ?? undefined
+})
+
 /** Which transaction a write ran in: its id (`xid8`, as text) and the server process that ran it. */
 interface WriteTransaction {
   readonly xid: string
@@ -201,7 +222,8 @@ export const makePgStore = (options: PgStoreOptions) =>
       findByDomain: deadline("findByDomain", "read"),
       list: deadline("list", "read"),
       countByStatus: deadline("countByStatus", "read"),
-      outboxList: deadline("outbox.list", "read")
+      outboxList: deadline("outbox.list", "read"),
+      changes: deadline("changes", "read")
     }
 
     /**
@@ -517,7 +539,50 @@ export const makePgStore = (options: PgStoreOptions) =>
         }))
     }
 
-    return { repository, outbox, ledger: yield* makePgLedger(sql) }
+    /**
+     * Changes in commit order, by the transaction that wrote them. A transaction below the snapshot's `xmin` has
+     * ended, so the events below it are all visible to the next statement and none can appear there later; the
+     * snapshot's `xmax` is above every transaction that had committed when the poll began.
+     */
+    const changes: ChangeFeed.Service = {
+      start: (window) =>
+        sql<{ mark: string }>`
+          SELECT COALESCE(
+            (SELECT min(xid) FROM tenant_outbox WHERE recorded_at >= now() - ${
+          Duration.toMillis(window)
+        } * interval '1 millisecond'),
+            pg_snapshot_xmax(pg_current_snapshot())
+          )::text AS mark`.pipe(
+          Effect.map((rows) => BigInt(rows[0]?.mark ?? "0")),
+          Effect.mapError(storeFailure("changes.start")),
+          deadlines.changes
+        ),
+      poll: (from, limit) =>
+        Effect.gen(function*() {
+          const [snapshot] = yield* sql<{ head: string; horizon: string }>`
+            SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS head,
+                   pg_snapshot_xmin(pg_current_snapshot())::text AS horizon`
+          const head = BigInt(snapshot?.head ?? "0")
+          const horizon = BigInt(snapshot?.horizon ?? "0")
+          const rows = from >= horizon ? [] : yield* sql<ChangeRow>`
+            SELECT event_id, xid::text AS mark, tenant_id, payload->'tenant'->>'code' AS code,
+                   payload->'tenant'->>'domain' AS domain, payload->>'previousCode' AS previous_code,
+                   payload->>'previousDomain' AS previous_domain
+            FROM tenant_outbox WHERE xid >= ${String(from)}::xid8 AND xid < ${String(horizon)}::xid8
+            ORDER BY xid, position LIMIT ${limit}`
+          const last = rows[rows.length - 1]
+          // A full page goes on from its last transaction, read again whole next time (applying is idempotent);
+          // past it, when one transaction alone filled the page.
+          const next = last === undefined || rows.length < limit
+            ? horizon
+            : BigInt(last.mark) > from
+            ? BigInt(last.mark)
+            : from + 1n
+          return { head, next, changes: rows.map(changeOfRow) }
+        }).pipe(Effect.mapError(storeFailure("changes.poll")), deadlines.changes)
+    }
+
+    return { repository, outbox, ledger: yield* makePgLedger(sql), changes }
   })
 
 const orderBy: Record<SortField, Record<"asc" | "desc", string>> = {

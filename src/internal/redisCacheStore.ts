@@ -43,6 +43,16 @@ local version = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return version`)
 
+// Move the mark from the one read (none: '') to a new one, unless it moved meanwhile; 1 when it covers the new one.
+const ADVANCE_MARK = script(`
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+if current ~= false and tonumber(current) >= tonumber(ARGV[2]) then return 1 end
+return 0`)
+
 const reasonOf = (error: unknown): CacheError["reason"] => {
   const message = error instanceof Error ? `${error.name} ${error.message}` : String(error)
   if (/timed? ?out/i.test(message)) return "Timeout"
@@ -57,6 +67,13 @@ const failureOf = (operation: string) => (cause: unknown): CacheError =>
     detail: cause instanceof Error ? cause.message : "",
     cause
   })
+
+/** Where the client connects, for messages: host and port (never the password), a socket path, or a Cluster. */
+const addressOf = (client: Redis | Cluster): string => {
+  if (client.isCluster) return "the Redis Cluster"
+  const { host, path, port } = (client as Redis).options
+  return path !== undefined && path !== "" ? path : `${host}:${port}`
+}
 
 export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptions): CacheStore.Service => {
   const timeout = Duration.decode(options.commandTimeout)
@@ -108,8 +125,32 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
       })
       : Effect.map(call("get", () => client.get(valueKey(key))), Option.fromNullable)
 
+  // The client does not queue commands while it is disconnected, so PING would only say "not writeable"; the
+  // connection's state and address say more to whoever reads a health report.
+  const ping = Effect.suspend(() =>
+    client.status === "ready"
+      ? Effect.asVoid(call("ping", () => client.ping()))
+      : Effect.fail(
+        new CacheError({
+          reason: "Unreachable",
+          operation: "ping",
+          detail: `not connected to ${addressOf(client)} (${client.status})`
+        })
+      )
+  )
+
+  // One key for the mark, in a slot of its own: the script that moves it touches nothing else.
+  const markKey = `${options.prefix}{tenant-cache:mark}`
+  const marks: CacheStore.Marks = {
+    read: Effect.map(call("marks.read", () => client.get(markKey)), Option.fromNullable),
+    advance: (from, to) =>
+      Effect.map(run("marks.advance", ADVANCE_MARK, [markKey], [from ?? "", to]), (reply) => reply === 1)
+  }
+
   return {
     tier: "redis",
+    ping,
+    marks,
     get,
     getMany: (keys) => Effect.forEach(keys, get, { concurrency: "unbounded" }),
     set: (key, value, ttl) =>

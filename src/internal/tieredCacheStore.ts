@@ -40,7 +40,7 @@ export interface TieredOptions {
   /** How long a memory copy may live: the bound on staleness should a broadcast be lost. */
   readonly localTtl: Duration.DurationInput
   /** Tells the other instances which keys to drop. */
-  readonly publish: (keys: ReadonlyArray<string>) => Effect.Effect<void>
+  readonly publish: (keys: ReadonlyArray<string>) => Effect.Effect<void, CacheStore.CacheError>
   /** Whether broadcasts are being received right now. */
   readonly listening: () => boolean
 }

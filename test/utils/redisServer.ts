@@ -24,6 +24,9 @@ export interface OwnRedis {
   readonly stop: Effect.Effect<void>
   /** Starts it again on the same port and waits until it answers. */
   readonly start: Effect.Effect<void>
+  /** Stalls the server (SIGSTOP): connections stay open and nothing answers, until `resume` (SIGCONT). */
+  readonly pause: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
 }
 
 export interface OwnRedisOptions {
@@ -83,8 +86,17 @@ export const ownRedis = (options: OwnRedisOptions = {}) =>
       running.kill("SIGKILL")
     })
 
+    const signal = (name: NodeJS.Signals) => Effect.sync(() => child?.kill(name))
+
     yield* Effect.acquireRelease(start, () => stop)
-    const server: OwnRedis = { port, url: `redis://127.0.0.1:${port}`, stop, start }
+    const server: OwnRedis = {
+      port,
+      url: `redis://127.0.0.1:${port}`,
+      stop,
+      start,
+      pause: signal("SIGSTOP"),
+      resume: signal("SIGCONT")
+    }
     return server
   })
 
