@@ -61,6 +61,8 @@ export interface Service {
    * tiers, whose reads `tierReads` counts per tier); `store` when a store does not say.
    */
   readonly tier?: string | undefined
+  /** Where the store lives, for log lines (`host:port`; never a password); none for a store in memory. */
+  readonly address?: string | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<string>, CacheError>
   /** The values of `keys`, in the same order. */
   readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, CacheError>
@@ -478,7 +480,7 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         }
       }
       // The tiers answer together; what can be unreachable is Redis.
-      return { ...tiered.store, ping: shared.ping, marks }
+      return { ...tiered.store, address: shared.address, ping: shared.ping, marks }
     })
   )
 

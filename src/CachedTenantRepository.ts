@@ -84,6 +84,7 @@ import { makeFreshness, runFreshness } from "./internal/cacheFreshness.js"
 import type { Change } from "./internal/changeFeed.js"
 import { ChangeFeed } from "./internal/changeFeed.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
+import { makeLogThrottle } from "./internal/logThrottle.js"
 import { annotateWhenTraced, isTraced, spanWhenTraced, withTags } from "./internal/observability.js"
 import { makeSingleFlight } from "./internal/singleFlight.js"
 import type { Tenant } from "./Tenant.js"
@@ -134,6 +135,11 @@ export interface Options {
   readonly maxStaleness?: Duration.DurationInput | undefined
   /** How often each process polls the repository's changes and confirms the store's mark (default 250 ms). */
   readonly freshnessInterval?: Duration.DurationInput | undefined
+  /**
+   * The store's trouble is logged at warning level at most once per kind per this interval (default 30 seconds),
+   * naming the store's address, with the count held back since the last line; the rest goes to debug level.
+   */
+  readonly warningInterval?: Duration.DurationInput | undefined
 }
 
 const counterKey = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
@@ -289,6 +295,7 @@ const DEFAULT_ABSENT_TTL = Duration.seconds(30)
 const DEFAULT_BREAKER_COOLDOWN = Duration.seconds(5)
 const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 const DEFAULT_MAX_STALENESS = Duration.seconds(2)
+const DEFAULT_WARNING_INTERVAL = Duration.seconds(30)
 const DEFAULT_FRESHNESS_INTERVAL = Duration.millis(250)
 /** Event ids remembered as invalidated inline, the oldest forgotten first. */
 const MAX_APPLIED_INLINE = 10_000
@@ -355,9 +362,23 @@ export const make = (
     const outcome = (value: string) => annotateWhenTraced("tenant.cache.outcome", value)
 
     /** A failed cache step is noted, never raised: the caller carries on as after a miss. */
+    const warnings = makeLogThrottle(options.warningInterval ?? DEFAULT_WARNING_INTERVAL)
+    const storeAddress = store.address ?? tier
+    /** A warning when its kind has not been logged lately (with how often it happened since), else a debug line. */
+    const warnThrottled = (kind: string, message: string, annotations: Record<string, unknown>) =>
+      Effect.suspend(() => {
+        const counts = warnings.note(kind, kind, Date.now())
+        return counts === undefined
+          ? Effect.annotateLogs(Effect.logDebug(message), annotations)
+          : Effect.annotateLogs(Effect.logWarning(message), {
+            ...annotations,
+            store: storeAddress,
+            occurrences: counts.get(kind) ?? 1
+          })
+      })
+
     const cacheFailed = (counter: Metric.Metric.Counter<number>, message: string, key: string, error: CacheError) =>
-      Effect.logDebug(message).pipe(
-        Effect.annotateLogs({ key, reason: error.reason, detail: error.detail }),
+      warnThrottled(`failed:${error.reason}`, message, { key, reason: error.reason, detail: error.detail }).pipe(
         Effect.zipRight(Metric.increment(counter))
       )
 
@@ -692,8 +713,11 @@ export const make = (
 
     // The write has committed and succeeds; the keys are kept for a retry, logged and counted.
     const invalidationKept = (keys: Keys, reason: string, detail: string) =>
-      Effect.logWarning("TenantCache: invalidation did not reach the store; retrying it, reading the repository").pipe(
-        Effect.annotateLogs({ keys: keys.map(([, key]) => key).join(" "), reason, detail }),
+      warnThrottled(
+        "invalidationKept",
+        "TenantCache: invalidation did not reach the store; retrying it, reading the repository",
+        { keys: keys.map(([, key]) => key).join(" "), reason, detail }
+      ).pipe(
         Effect.zipRight(keep(keys)),
         Effect.zipRight(countEach(keys, (lookup) => [observed[lookup].invalidationFailed])),
         Effect.zipRight(outcome("kept"))
@@ -748,7 +772,17 @@ export const make = (
     if (freshness !== undefined) {
       // The first poll before serving, so that a healthy store is trusted from the start.
       yield* Effect.ignore(freshness.poll)
-      yield* runFreshness(freshness, Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL), scope)
+      yield* runFreshness(
+        freshness,
+        Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
+        scope,
+        (error) =>
+          warnThrottled(
+            "freshness",
+            "TenantCache: could not confirm that the store has every change; reading the repository until it can",
+            { error: error.message }
+          )
+      )
     }
 
     // Pending invalidations are retried in the background too, so that they reach the store without a read.

@@ -1,7 +1,7 @@
 /**
  * The `tenant-infra` command-line tool: migrations, the outbox relay, and the dead letters of the delivery
- * ledger, over the database of `DATABASE_URL`. `bin.ts` runs it on Node; this module holds the command tree so
- * that it can also run in-process.
+ * ledger, over the database of `DATABASE_URL`; and a health check of the servers the environment names.
+ * `bin.ts` runs it on Node; this module holds the command tree so that it can also run in-process.
  *
  * Needs the optional peer dependencies `@effect/cli`, `@effect/platform-node`, `@effect/printer` and
  * `@effect/printer-ansi`; the rest of the package does not.
@@ -18,6 +18,7 @@ import type * as Runtime from "@effect/platform/Runtime"
 import type * as Migrator from "@effect/sql/Migrator"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
@@ -27,9 +28,12 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { createRequire } from "node:module"
+import * as CacheStore from "./CacheStore.js"
 import { DeliveryLedger, MAX_LIST_LIMIT } from "./DeliveryLedger.js"
+import * as InfraHealth from "./InfraHealth.js"
 import { InvalidInput } from "./InvalidInput.js"
 import * as Mailer from "./Mailer.js"
 import * as Migrations from "./Migrations.js"
@@ -58,6 +62,20 @@ export class DatabaseUnavailable
 }
 
 /**
+ * `health` found dependencies down: `down` names them.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unhealthy extends Schema.TaggedError<Unhealthy>("tenant-infra/Cli/Unhealthy")("Unhealthy", {
+  down: Schema.Array(InfraHealth.Dependency)
+}) {
+  override get message(): string {
+    return `${this.down.join(", ")} ${this.down.length === 1 ? "is" : "are"} down`
+  }
+}
+
+/**
  * Every way a run can fail.
  *
  * @since 0.1.0
@@ -69,6 +87,7 @@ export type CliError =
   | ConfigError.ConfigError
   | Misconfigured
   | DatabaseUnavailable
+  | Unhealthy
   | SqlError.SqlError
   | Migrator.MigrationError
   | RepositoryError
@@ -76,7 +95,7 @@ export type CliError =
 /**
  * What the process exits with: `0` when the command succeeded or was stopped by a signal, `2` for a command line
  * that does not parse or make sense, `3` for a missing or invalid setting in the environment, `1` for any other
- * failure (the database unreachable, a migration that failed).
+ * failure (the database unreachable, a migration that failed, a dependency that `health` found down).
  *
  * @since 0.1.0
  * @category models
@@ -91,7 +110,7 @@ export const ExitCode = {
 const isUsageError = (error: unknown): boolean =>
   ValidationError.isValidationError(error) || error instanceof InvalidInput
 
-const isConfigurationError = (error: unknown): boolean =>
+const isConfigurationError = (error: unknown): error is ConfigError.ConfigError | Misconfigured =>
   ConfigError.isConfigError(error) || error instanceof Misconfigured
 
 /**
@@ -302,22 +321,22 @@ const stats = Command.make("stats", {}, () =>
     Command.provide(DatabaseLive)
   )
 
+// A negative duration decodes as zero, which would forget every delivered message: refused, as a typo.
+const durationOf = (text: string): Option.Option<Duration.Duration> =>
+  Option.filter(
+    Duration.decodeUnknown(text.trim()),
+    (duration) => Duration.isFinite(duration) && !text.trim().startsWith("-")
+  )
+
 const olderThan = Options.text("older-than").pipe(
   Options.mapEffect((text) =>
-    // A negative duration decodes as zero, which would forget every delivered message: refused, as a typo.
-    Option.match(
-      Option.filter(
-        Duration.decodeUnknown(text.trim()),
-        (duration) => Duration.isFinite(duration) && !text.trim().startsWith("-")
-      ),
-      {
-        onNone: () =>
-          Effect.fail(ValidationError.invalidValue(HelpDoc.p(
-            `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(text)}`
-          ))),
-        onSome: Effect.succeed
-      }
-    )
+    Option.match(durationOf(text), {
+      onNone: () =>
+        Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+          `--older-than takes a duration such as "30 days" or "12 hours", not ${JSON.stringify(text)}`
+        ))),
+      onSome: Effect.succeed
+    })
   ),
   Options.withDescription("How long ago a message must have been delivered to be forgotten: \"30 days\", say.")
 )
@@ -337,16 +356,111 @@ const prune = Command.make("prune", { olderThan }, ({ olderThan }) =>
     Command.provide(DatabaseLive)
   )
 
+const timeout = Options.text("timeout").pipe(
+  Options.mapEffect((text) =>
+    Option.match(Option.filter(durationOf(text), Duration.greaterThan(Duration.zero)), {
+      onNone: () =>
+        Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+          `--timeout takes a positive duration such as "2 seconds" or "500 millis", not ${JSON.stringify(text)}`
+        ))),
+      onSome: Effect.succeed
+    })
+  ),
+  Options.withDefault(Duration.seconds(2)),
+  Options.withDescription("How long each check may take before its dependency counts as down (default 2 seconds).")
+)
+
 /**
- * The command tree: `migrate`, `relay`, `dead-letters`, `replay`, `stats` and `prune`. Without a subcommand it
- * prints the help.
+ * Each dependency `health` can check: the variable that says it is there, and the check on the layer that the
+ * relay would build from the environment (so `SMTP_URL` comes with `MAIL_FROM`, `SMS_GATEWAY_URL` with
+ * `SMS_API_KEY`). Building the layer is part of the check: a database that refuses connections fails there.
+ */
+const dependencies: ReadonlyArray<{
+  readonly name: InfraHealth.Dependency
+  readonly variable: string
+  readonly run: Effect.Effect<void, unknown>
+}> = [
+  { name: "postgresql", variable: "DATABASE_URL", run: Effect.provide(InfraHealth.pingPostgresql, Postgres.layer) },
+  { name: "redis", variable: "REDIS_URL", run: Effect.provide(InfraHealth.pingRedis, CacheStore.layerRedisConfig) },
+  { name: "smtp", variable: "SMTP_URL", run: Effect.provide(InfraHealth.pingSmtp, Mailer.layerSmtpConfig) },
+  {
+    name: "sms",
+    variable: "SMS_GATEWAY_URL",
+    run: Effect.provide(
+      InfraHealth.pingSms,
+      SmsGateway.layerHttpConfig.pipe(Layer.provide(NodeHttpClient.layerUndici))
+    )
+  }
+]
+
+const health = Command.make("health", { timeout }, ({ timeout }) =>
+  Effect.gen(function*() {
+    const configured = yield* Effect.filter(
+      dependencies,
+      (dependency) => Effect.map(Config.option(Config.string(dependency.variable)), Option.isSome)
+    )
+    if (configured.length === 0) {
+      return yield* Effect.fail(
+        dependencies.map((dependency) => ConfigError.MissingData([dependency.variable], "not set")).reduce(
+          (left, right) => ConfigError.Or(left, right)
+        )
+      )
+    }
+    // A setting that is missing or invalid makes its dependency down, and the run a configuration error (exit 3)
+    // rather than an outage (exit 1).
+    const misconfigured = yield* Ref.make(new Map<InfraHealth.Dependency, ConfigError.ConfigError | Misconfigured>())
+    const report = yield* InfraHealth.fromProbes(
+      configured.map((dependency) => ({
+        name: dependency.name,
+        run: dependency.run.pipe(
+          Effect.tapError((error) =>
+            isConfigurationError(error)
+              ? Ref.update(misconfigured, (all) => new Map(all).set(dependency.name, error))
+              : Effect.void
+          ),
+          Effect.mapError((error) => ConfigError.isConfigError(error) ? configProblems(error).join(", ") : error)
+        )
+      })),
+      { timeout }
+    ).check
+    for (const dependency of dependencies) {
+      const check = report.checks.find((check) => check.name === dependency.name)
+      const line = check === undefined
+        ? `not configured (${dependency.variable} is not set)`
+        : [check.status.padEnd(4), `${check.latencyMillis} ms`, ...(check.error === undefined ? [] : [check.error])]
+          .join("  ")
+      yield* Console.log(`${dependency.name.padEnd(12)}${line}`)
+    }
+    const problems = yield* Ref.get(misconfigured)
+    const down = report.checks.filter((check) => check.status === "down" && !problems.has(check.name))
+      .map((check) => check.name)
+    const failures: ReadonlyArray<ConfigError.ConfigError | Misconfigured | Unhealthy> = [
+      ...problems.values(),
+      ...(down.length === 0 ? [] : [new Unhealthy({ down })])
+    ]
+    if (failures.length > 0) {
+      return yield* Effect.failCause(
+        failures.map((error) => Cause.fail(error)).reduce((left, right) => Cause.parallel(left, right))
+      )
+    }
+  })).pipe(
+    Command.withDescription(
+      "Checks the servers the environment names, each under --timeout and all at once, and prints one line per " +
+        "dependency: up or down, latency, and why. PostgreSQL (DATABASE_URL), Redis (REDIS_URL), SMTP (SMTP_URL, " +
+        "MAIL_FROM) and the SMS gateway (SMS_GATEWAY_URL, SMS_API_KEY), whichever are set. Exits 1 when one is down."
+    )
+  )
+
+/**
+ * The command tree: `migrate`, `relay`, `dead-letters`, `replay`, `stats`, `prune` and `health`. Without a
+ * subcommand it prints the help.
  *
  * @since 0.1.0
  * @category commands
  */
 export const command = Command.make("tenant-infra").pipe(
-  Command.withDescription("Operates the tenant-infra database and outbox relay."),
-  Command.withSubcommands([migrate, relay, deadLetters, replay, stats, prune])
+  Command.withDescription("Operates the tenant-infra database and outbox relay, and checks their dependencies."),
+  Command.withSubcommands([migrate, relay, deadLetters, replay, stats, prune, health])
 )
 
 // Read when the tool starts rather than imported: JSON imports need import attributes, which the NodeNext build

@@ -57,6 +57,12 @@ export interface Service {
   readonly from: string
   /** Sends one message, one attempt; retries are the caller's (see `SendRetry`). */
   readonly send: (message: EmailMessage) => Effect.Effect<SentEmail, SendError>
+  /**
+   * Proves that the server answers, sending nothing: `layerSmtp` opens a connection, waits for the greeting
+   * (and the EHLO reply, and STARTTLS where it would use it), then QUITs, without logging in. For health checks
+   * (see `InfraHealth`); a mailer that reaches no server has none.
+   */
+  readonly ping?: Effect.Effect<void, SendError> | undefined
 }
 
 /**

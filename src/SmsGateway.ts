@@ -50,6 +50,12 @@ export interface SentSms {
 export interface Service {
   /** Sends one SMS, one attempt; retries are the caller's (see `SendRetry`). */
   readonly send: (message: SmsMessage) => Effect.Effect<SentSms, SendError>
+  /**
+   * Proves that the gateway answers, sending nothing: `layerHttp` sends `HEAD <url>` without the API key, and
+   * any HTTP answer, whatever its status, is one. For health checks (see `InfraHealth`); a gateway that reaches
+   * no server has none.
+   */
+  readonly ping?: Effect.Effect<void, SendError> | undefined
 }
 
 /**

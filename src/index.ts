@@ -21,6 +21,11 @@ export * as DeliveryLedger from "./DeliveryLedger.js"
 /**
  * @since 0.1.0
  */
+export * as InfraHealth from "./InfraHealth.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as InvalidInput from "./InvalidInput.js"
 
 /**

@@ -17,13 +17,16 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { spawn } from "node:child_process"
+import type { Socket } from "node:net"
+import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import * as Cli from "../src/Cli.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as Migrations from "../src/Migrations.js"
 import * as TenantRepository from "../src/TenantRepository.js"
-import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
-import { makeSmsGatewayServer } from "./utils/smsGateway.js"
+import { DATABASE_URL, freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
+import { REDIS_URL } from "./utils/redis.js"
+import { makeSmsGatewayServer, refusingUrl } from "./utils/smsGateway.js"
 import { makeSmtpServer } from "./utils/smtpServer.js"
 import { newTenant } from "./utils/tenants.js"
 
@@ -113,6 +116,42 @@ const startRelay = (env: Readonly<Record<string, string>>) =>
     assert.isTrue(relay.running(), relay.stderr())
     return relay
   })
+
+/** A TCP server on loopback that accepts every connection and never answers: a hung dependency. */
+const hungServer = Effect.acquireRelease(
+  Effect.async<{ readonly port: number; readonly close: () => void }>((resume) => {
+    const sockets = new Set<Socket>()
+    const server = createServer((socket) => {
+      sockets.add(socket)
+      socket.on("error", () => socket.destroy())
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      resume(Effect.succeed({
+        port: typeof address === "object" && address !== null ? address.port : 0,
+        close: () => {
+          server.close()
+          for (const socket of sockets) socket.destroy()
+        }
+      }))
+    })
+  }),
+  (server) => Effect.sync(server.close)
+)
+
+/** Every dependency `health` checks, up: PostgreSQL and Redis of the tests, a test SMTP server and gateway. */
+const healthyEnv = Effect.map(relayServers, ({ env }) => ({
+  DATABASE_URL,
+  REDIS_URL,
+  SMTP_URL: env.SMTP_URL,
+  MAIL_FROM: env.MAIL_FROM,
+  SMS_GATEWAY_URL: env.SMS_GATEWAY_URL,
+  SMS_API_KEY: env.SMS_API_KEY
+}))
+
+/** `health`'s line for `name`, split on runs of spaces: name, status, latency with its unit, error. */
+const healthLine = (stdout: string, name: string) =>
+  stdout.split("\n").find((line) => line.startsWith(`${name} `))?.split(/\s{2,}/) ?? []
 
 describe("tenant-infra (the command line)", () => {
   it.scopedLive("migrate creates the tables in a fresh schema; a second run has nothing to do", () =>
@@ -282,10 +321,113 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(version.code, 0)
       assert.strictEqual(version.stdout.trim(), "0.1.0")
       assert.strictEqual(help.code, 0)
-      for (const command of ["migrate", "relay", "dead-letters", "replay", "stats"]) {
+      for (const command of ["migrate", "relay", "dead-letters", "replay", "stats", "health"]) {
         assert.include(help.stdout, `- ${command}`)
       }
     }))
+})
+
+describe("tenant-infra health", () => {
+  it.scopedLive("with every dependency up: one line each, exit 0", () =>
+    Effect.gen(function*() {
+      const ended = yield* cli(["health"], yield* healthyEnv)
+      assert.strictEqual(ended.code, 0, ended.stderr)
+      assert.strictEqual(ended.stderr, "")
+      const lines = ended.stdout.trimEnd().split("\n")
+      assert.deepStrictEqual(lines.map((line) => line.split(/\s+/)[0]), ["postgresql", "redis", "smtp", "sms"])
+      for (const line of lines) assert.match(line, /^\w+ +up +\d+ ms$/)
+    }), 60_000)
+
+  it.scopedLive(
+    "each dependency down in turn: exit 1 naming it, the others up, no secret printed",
+    () =>
+      Effect.gen(function*() {
+        const healthy = yield* healthyEnv
+        const secret = "secret-that-must-not-show"
+        // Loopback ports where nothing listens: every connection is refused at once.
+        const broken = {
+          postgresql: { DATABASE_URL: `postgres://tenant:${secret}@127.0.0.1:1/tenants` },
+          redis: { REDIS_URL: `redis://:${secret}@127.0.0.1:1` },
+          smtp: { SMTP_URL: `smtp://user:${secret}@127.0.0.1:1` },
+          sms: { SMS_GATEWAY_URL: yield* refusingUrl, SMS_API_KEY: secret }
+        }
+        const names = ["postgresql", "redis", "smtp", "sms"] as const
+        const runs = yield* Effect.forEach(
+          names,
+          (name) => cli(["health"], { ...healthy, ...broken[name] }),
+          // One at a time: each is a Node process compiling the tool, and the tests share two cores.
+          { concurrency: 1 }
+        )
+        for (const [index, name] of names.entries()) {
+          const ended = runs[index]
+          assert.isDefined(ended)
+          assert.strictEqual(ended.code, Cli.ExitCode.failure, ended.stdout + ended.stderr)
+          assert.strictEqual(ended.stderr, `tenant-infra: ${name} is down\n`)
+          const [, status, latency, error] = healthLine(ended.stdout, name)
+          assert.strictEqual(status, "down", ended.stdout)
+          assert.match(latency ?? "", /^\d+ ms$/)
+          assert.match(error ?? "", /ECONNREFUSED|not connected to 127\.0\.0\.1:1/)
+          for (const other of names.filter((other) => other !== name)) {
+            assert.strictEqual(healthLine(ended.stdout, other)[1], "up", ended.stdout)
+          }
+          assert.notInclude(ended.stdout + ended.stderr, secret)
+        }
+      }),
+    90_000
+  )
+
+  it.scopedLive(
+    "a hung server is down within --timeout; a bad REDIS_URL is down; what is not set is not checked",
+    () =>
+      Effect.gen(function*() {
+        const hung = yield* hungServer
+        const ended = yield* cli(["health", "--timeout", "500 millis"], {
+          REDIS_URL: "not a url",
+          SMTP_URL: `smtp://127.0.0.1:${hung.port}`,
+          MAIL_FROM: "noreply@cli.test"
+        })
+        assert.strictEqual(ended.code, Cli.ExitCode.failure, ended.stdout + ended.stderr)
+        assert.strictEqual(ended.stderr, "tenant-infra: redis, smtp are down\n")
+        assert.deepStrictEqual(healthLine(ended.stdout, "postgresql"), [
+          "postgresql",
+          "not configured (DATABASE_URL is not set)"
+        ])
+        assert.deepStrictEqual(healthLine(ended.stdout, "sms"), ["sms", "not configured (SMS_GATEWAY_URL is not set)"])
+        assert.strictEqual(healthLine(ended.stdout, "redis")[1], "down")
+        const [, status, latency, error] = healthLine(ended.stdout, "smtp")
+        assert.strictEqual(status, "down")
+        assert.strictEqual(error, "no answer within 500ms")
+        assert.isBelow(Number(latency?.replace(" ms", "")), 1500)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "nothing to check, or a setting missing, is a configuration error (exit 3); a bad --timeout exit 2",
+    () =>
+      Effect.gen(function*() {
+        const { env } = yield* relayServers
+        const [nothing, withoutKey, badTimeout] = yield* Effect.all([
+          cli(["health"], {}),
+          cli(["health"], { SMS_GATEWAY_URL: env.SMS_GATEWAY_URL }),
+          cli(["health", "--timeout", "0 seconds"], { REDIS_URL })
+        ])
+        assert.strictEqual(nothing.code, Cli.ExitCode.configuration)
+        assert.strictEqual(
+          nothing.stderr,
+          "tenant-infra: DATABASE_URL is not set, or REDIS_URL is not set, or SMTP_URL is not set, or SMS_GATEWAY_URL " +
+            "is not set\n"
+        )
+        assert.strictEqual(nothing.stdout, "")
+        assert.strictEqual(withoutKey.code, Cli.ExitCode.configuration)
+        assert.strictEqual(withoutKey.stderr, "tenant-infra: SMS_API_KEY is not set\n")
+        assert.deepStrictEqual(healthLine(withoutKey.stdout, "sms").slice(1, 2), ["down"])
+        assert.match(withoutKey.stdout, /SMS_API_KEY is not set/)
+        assert.strictEqual(badTimeout.code, Cli.ExitCode.usage)
+        assert.include(badTimeout.stderr, "--timeout takes a positive duration")
+      }),
+    60_000
+  )
 })
 
 describe("Cli.exitCode", () => {
@@ -302,6 +444,7 @@ describe("Cli.exitCode", () => {
       3
     )
     assert.strictEqual(Cli.exitCode(Exit.fail(new Cli.DatabaseUnavailable({ cause: new Error("refused") }))), 1)
+    assert.strictEqual(Cli.exitCode(Exit.fail(new Cli.Unhealthy({ down: ["redis"] }))), 1)
     assert.strictEqual(Cli.exitCode(Exit.die(new Error("bug"))), 1)
   })
 })

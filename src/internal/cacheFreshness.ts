@@ -111,31 +111,18 @@ export const makeFreshness = (options: FreshnessOptions): Freshness => {
   return { trusted: () => Date.now() < trustedUntil, poll }
 }
 
-/** Polls every `interval` in the scope, on the real clock; failures are logged (at most once a minute) and retried. */
+/** Polls every `interval` in the scope, on the real clock; a failed poll is reported and the next one tries again. */
 export const runFreshness = (
   freshness: Freshness,
   interval: Duration.Duration,
-  scope: Scope.Scope
-): Effect.Effect<void> => {
-  let warnedAt = -Infinity
-  const logged = freshness.poll.pipe(
-    Effect.catchAll((error) =>
-      Effect.suspend(() => {
-        const now = Date.now()
-        if (now - warnedAt < 60_000) return Effect.void
-        warnedAt = now
-        return Effect.logWarning(
-          "TenantCache: could not confirm that the cache has every change; reading the repository until it can"
-        ).pipe(Effect.annotateLogs({ error: error.message }))
-      })
-    )
-  )
-  return Effect.asVoid(
+  scope: Scope.Scope,
+  failed: (error: CacheError | RepositoryError) => Effect.Effect<void>
+): Effect.Effect<void> =>
+  Effect.asVoid(
     Effect.forkIn(
-      Effect.interruptible(Effect.repeat(logged, Schedule.spaced(interval))).pipe(
+      Effect.interruptible(Effect.repeat(Effect.catchAll(freshness.poll, failed), Schedule.spaced(interval))).pipe(
         Effect.withClock(Clock.make())
       ),
       scope
     )
   )
-}

@@ -293,5 +293,29 @@ export const makeHttpGateway = (options: HttpOptions): Effect.Effect<Service, ne
         })
       )
 
-    return { send }
+    // Without the API key: a gateway that answers at all is up, and a key that is never sent cannot leak.
+    const ping: Effect.Effect<void, SendError> = client.execute(HttpClientRequest.head(options.url)).pipe(
+      Effect.asVoid,
+      Effect.mapError((error) => {
+        if (error._tag !== "RequestError" || error.reason !== "Transport") return fromRequestError(error, scrub)
+        const code = codeOf(error.cause)
+        return new Transient({
+          channel: "sms",
+          detail: "gateway did not answer",
+          cause: sanitizedCause(error.cause, scrub),
+          ...(code === undefined ? {} : { code })
+        })
+      }),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new Transient({
+            channel: "sms",
+            detail: `no answer from the gateway within ${Duration.format(timeout)}`,
+            code: "ETIMEDOUT"
+          })
+      })
+    )
+
+    return { send, ping }
   })

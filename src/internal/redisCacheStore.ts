@@ -149,6 +149,7 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
 
   return {
     tier: "redis",
+    address: addressOf(client),
     ping,
     marks,
     get,

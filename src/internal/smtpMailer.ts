@@ -152,8 +152,8 @@ export const makeSmtpMailer = (
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: "MAIL_FROM holds no address" }))
     }
 
-    const connect: Effect.Effect<Connection, SendError> = Effect.async<Connection, SendError>((resume) => {
-      const smtp = new SMTPConnection({
+    const open = () =>
+      new SMTPConnection({
         host: endpoint.host,
         ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
         secure: endpoint.secure,
@@ -163,6 +163,9 @@ export const makeSmtpMailer = (
         tls: { rejectUnauthorized: options.rejectUnauthorized },
         requireTLS: mustEncrypt(endpoint)
       })
+
+    const connect: Effect.Effect<Connection, SendError> = Effect.async<Connection, SendError>((resume) => {
+      const smtp = open()
       const connection: Connection = { smtp, alive: true, sent: 0 }
       let settled = false
       const fail = (error: unknown) => {
@@ -190,6 +193,33 @@ export const makeSmtpMailer = (
           settled = true
           resume(Effect.succeed(connection))
         })
+      })
+      return Effect.sync(() => smtp.close())
+    })
+
+    // Outside the pool: a health check must see the server as it is now, not a connection opened earlier.
+    const ping: Effect.Effect<void, SendError> = Effect.async<void, SendError>((resume) => {
+      const smtp = open()
+      let settled = false
+      const fail = (error: unknown) => {
+        if (settled) return
+        settled = true
+        smtp.close()
+        const { code, message } = asNodemailerError(error)
+        resume(Effect.fail(
+          new Transient({
+            channel: "email",
+            detail: `server did not greet: ${message}`,
+            ...(code === undefined ? {} : { code })
+          })
+        ))
+      }
+      smtp.on("error", fail)
+      smtp.connect((error?: Error | null) => {
+        if (error) return fail(error)
+        settled = true
+        smtp.quit()
+        resume(Effect.void)
       })
       return Effect.sync(() => smtp.close())
     })
@@ -370,5 +400,5 @@ export const makeSmtpMailer = (
         return { messageId, response: info.response }
       }).pipe(Effect.withSpan("Mailer.send", { captureStackTrace: false, attributes: { "mailer.backend": "smtp" } }))
 
-    return { from: options.from, send }
+    return { from: options.from, send, ping }
   })
