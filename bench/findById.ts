@@ -10,7 +10,6 @@
  * Promise-based caller pays, the runtime's entry included) and the raw query through one `runPromise` each (that
  * entry alone).
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Array from "effect/Array"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -20,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import pg from "pg"
 import { rowToProps, type TenantRow } from "../src/internal/pgRepository.js"
+import * as Postgres from "../src/Postgres.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
@@ -44,7 +44,7 @@ const program = Effect.gen(function*() {
     Effect.sync(() =>
       ManagedRuntime.make(
         TenantRepository.layerPg.pipe(
-          Layer.provide(PgClient.layer({
+          Layer.provide(Postgres.layerWith({
             url: Redacted.make(url),
             maxConnections: POOL_SIZE,
             connectTimeout: "5 seconds"

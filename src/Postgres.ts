@@ -14,7 +14,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { watchedSocket } from "./internal/pgSocket.js"
+import { PgWatchdog, watchedSocket } from "./internal/pgSocket.js"
 
 /**
  * The client's settings: those of `PgClient.PgClientConfig` (its `stream` is this module's to set), and how long
@@ -41,15 +41,17 @@ const defaults = {
   applicationName: "tenant-infra"
 } as const
 
+const queryTimeoutOf = (options: Options) => Duration.decode(options.queryTimeout ?? defaults.queryTimeout)
+
 const clientConfig = (options: Options): PgClient.PgClientConfig => {
-  const { queryTimeout, ...client } = options
+  const { queryTimeout: _, ...client } = options
   return {
     connectTimeout: defaults.connectTimeout,
     idleTimeout: defaults.idleTimeout,
     applicationName: defaults.applicationName,
     ...client,
     stream: watchedSocket({
-      silenceMillis: Duration.toMillis(queryTimeout ?? defaults.queryTimeout),
+      silenceMillis: Duration.toMillis(queryTimeoutOf(options)),
       keepAliveMillis: 10_000
     })
   }
@@ -62,7 +64,13 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => {
  * @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
-  PgClient.layer(clientConfig(options))
+  Layer.merge(
+    PgClient.layer(clientConfig(options)),
+    Layer.succeed(PgWatchdog, {
+      statementBoundMillis: Duration.toMillis(Duration.decode(options.connectTimeout ?? defaults.connectTimeout)) +
+        Duration.toMillis(queryTimeoutOf(options))
+    })
+  )
 
 /**
  * The client configured from the environment:

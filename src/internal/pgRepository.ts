@@ -5,6 +5,7 @@ import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Migrations from "../Migrations.js"
@@ -18,6 +19,7 @@ import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
+import { PgWatchdog } from "./pgSocket.js"
 import * as Rules from "./repositoryRules.js"
 
 export interface TenantRow {
@@ -193,6 +195,10 @@ export const makePgStore = (options: PgStoreOptions) =>
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     yield* Effect.provideService(Migrations.run, SqlClient.SqlClient, sql)
     const timeoutMillis = Duration.toMillis(options.timeout)
+    // A single statement on a watched client is bounded already; a deadline of its own (a fiber and a timer)
+    // would cost a lookup by id more than its mapping and checks together.
+    const watchdog = yield* Effect.serviceOption(PgWatchdog)
+    const statementsBounded = Option.isSome(watchdog) && watchdog.value.statementBoundMillis <= timeoutMillis
 
     /**
      * Every operation ends within the timeout, even one stuck where it cannot be interrupted (a transaction's
@@ -200,7 +206,7 @@ export const makePgStore = (options: PgStoreOptions) =>
      * destroys a silent connection; the resolution of a commit stops at the deadline). A write cut off this way
      * may still commit: its error says the outcome is unknown.
      */
-    const deadline = (operation: string, kind: "read" | "write") => {
+    const deadline = (operation: string, kind: "read" | "write" | "statement") => {
       const onTimeout = () =>
         new RepositoryError({
           operation,
@@ -211,18 +217,20 @@ export const makePgStore = (options: PgStoreOptions) =>
             : `no answer within ${timeoutMillis} ms`
         })
       const limit = { duration: options.timeout, onTimeout }
-      return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> =>
-        Effect.timeoutFail(Effect.disconnect(effect), limit)
+      return kind === "statement" && statementsBounded
+        ? <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> => effect
+        : <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> =>
+          Effect.timeoutFail(Effect.disconnect(effect), limit)
     }
     const deadlines = {
       insert: deadline("insert", "write"),
       save: deadline("save", "write"),
-      findById: deadline("findById", "read"),
-      findByCode: deadline("findByCode", "read"),
-      findByDomain: deadline("findByDomain", "read"),
+      findById: deadline("findById", "statement"),
+      findByCode: deadline("findByCode", "statement"),
+      findByDomain: deadline("findByDomain", "statement"),
       list: deadline("list", "read"),
-      countByStatus: deadline("countByStatus", "read"),
-      outboxList: deadline("outbox.list", "read"),
+      countByStatus: deadline("countByStatus", "statement"),
+      outboxList: deadline("outbox.list", "statement"),
       changes: deadline("changes", "read")
     }
 

@@ -10,6 +10,7 @@
  * than the timeout destroys the socket; an idle connection is never touched. Over TLS the bytes are encrypted, so
  * any byte received ends the wait: a silence mid-answer is then left to the repository's deadline.
  */
+import * as Context from "effect/Context"
 import * as net from "node:net"
 
 /** `Z`, then the message length 5 as a 32-bit integer; a status byte follows. */
@@ -104,3 +105,12 @@ const endsWithReadyForQuery = (tail: Buffer): boolean =>
  */
 export const watchedSocket = (options: WatchdogOptions) => (settings?: { readonly ssl?: unknown }): net.Socket =>
   new WatchedSocket(options, settings?.ssl !== undefined && settings.ssl !== false)
+
+/**
+ * Present where the client's sockets carry the watchdog: how long a single statement can take at most, waiting
+ * for a connection (the connect timeout) and then for the server (the silence bound). The repository needs no
+ * deadline of its own around a single statement that is already bounded this way.
+ */
+export class PgWatchdog extends Context.Tag("tenant-infra/PgWatchdog")<PgWatchdog, {
+  readonly statementBoundMillis: number
+}>() {}
