@@ -1,10 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -398,5 +402,70 @@ describe("CachedTenantRepository with a Redis of its own that goes away", () => 
       }).pipe(
         Effect.provide(stack(redisLayer(redis.url), state, { breakerThreshold: 3, breakerCooldown: "500 millis" }))
       )
+    })))
+})
+
+describe("CachedTenantRepository's warnings during an outage", () => {
+  it.live("are one line per kind per interval, naming the store's address, with the count since the last", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const redis = yield* makeOwnRedis
+      const lines: Array<
+        { readonly level: string; readonly message: string; readonly annotations: Record<string, unknown> }
+      > = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        lines.push({
+          level: logLevel.label,
+          message: String(Array.isArray(message) ? message[0] : message),
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      const context = yield* Layer.build(
+        CachedTenantRepository.layer({ warningInterval: "600 millis" }).pipe(
+          Layer.provide(TenantRepository.layerMemory),
+          Layer.provide(CacheStore.layerRedis({ url: Redacted.make(redis.url), prefix: `warn-${uniqueCode()}:` }))
+        )
+      )
+      const cached = Context.get(context, repository)
+      const tenants: Array<Tenant> = []
+      for (let i = 0; i < 5; i++) {
+        const { event, tenant } = yield* newTenant()
+        yield* cached.insert(tenant, event)
+        tenants.push(tenant)
+      }
+      yield* redis.stop
+      const outage = Effect.gen(function*() {
+        for (const tenant of tenants) {
+          const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+          yield* cached.save(next.tenant, [next.event], tenant.version)
+          tenants[tenants.indexOf(tenant)] = next.tenant
+          // Reads never fail: they go to the repository.
+          assert.isTrue(Option.isSome(yield* cached.findById(tenant.id)))
+        }
+      })
+      yield* outage.pipe(
+        Logger.withMinimumLogLevel(LogLevel.Debug),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      const warningsOf = () =>
+        lines.filter((line) => line.level === "WARN" && line.message.includes("invalidation did not reach"))
+      assert.lengthOf(warningsOf(), 1)
+      assert.strictEqual(warningsOf()[0]?.annotations.store, `127.0.0.1:${redis.port}`)
+      // Held back, not lost: at debug level.
+      assert.isAtLeast(
+        lines.filter((line) => line.level === "DEBUG" && line.message.includes("invalidation did not reach")).length,
+        4
+      )
+      yield* Effect.sleep("700 millis")
+      const more = tenants.slice(0, 1)
+      for (const tenant of more) {
+        const next = yield* TenantLifecycle.suspend(tenant, stampAt(new Date()))
+        yield* cached.save(next.tenant, [next.event], tenant.version).pipe(
+          Logger.withMinimumLogLevel(LogLevel.Debug),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+      }
+      assert.lengthOf(warningsOf(), 2)
+      assert.isAtLeast(Number(warningsOf()[1]?.annotations.occurrences), 2)
+      for (const line of lines) assert.notInclude(JSON.stringify(line), "password")
     })))
 })
