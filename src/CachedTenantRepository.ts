@@ -43,9 +43,18 @@
  * in memory (at most `maxPendingInvalidations` keys, default 10,000) and retried: every `retryInterval` (default
  * 1 second) in a fiber of the layer's scope, and before any cache read or fill, one retry at a time (reads that
  * come while one is under way wait for it). While any invalidation is pending, reads and fills bypass the store,
- * so a tenant invalidated during an outage is never served from the store after it: the retried invalidation deletes the value and moves the key's version, which also refuses
- * every fill that read the version before it. Kept keys live in this process only: a process that stops during
- * an outage leaves its pending keys to their TTL, as does the oldest key given up when the bound is reached.
+ * so a tenant invalidated during an outage is never served from the store after it: the retried invalidation
+ * deletes the value and moves the key's version, which also refuses every fill that read the version before it.
+ * Kept keys live in this process only; other processes, and this one should it stop or give a key up, are
+ * covered by the bound below.
+ *
+ * Freshness across processes: each process also follows the repository's changes in commit order (the change
+ * feed that `TenantRepository.layerPg` and `layerMemory` provide) and applies them to the store, with a mark
+ * beside the values saying how far they go (`CacheStore.Marks`). It reads the store only while it has confirmed,
+ * within `maxStaleness` (default 2 seconds), that the mark covers every change committed before then, so no read
+ * returns a tenant older than a save acknowledged more than `maxStaleness` before it started, whatever the store
+ * or the network did; otherwise it reads the repository. A repository without the feed (a mock) or a store
+ * without marks leaves the cache to inline invalidation alone.
  *
  * @example
  * ```ts
