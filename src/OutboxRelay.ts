@@ -19,10 +19,14 @@
  * Several relays, in one process or many, share the work: each claims messages under a lease that no other
  * relay takes until it expires, and writes outcomes fenced by the lease's epoch.
  *
+ * While a provider keeps failing, the relay says so at once and then at most once per `failureLogInterval`: a
+ * warning per channel that names the provider's host and the error classes, with the attempts failed since.
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -38,6 +42,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
+import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -45,7 +50,8 @@ import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import type { Claim, Outcome } from "./DeliveryLedger.js"
 import { DeliveryLedger } from "./DeliveryLedger.js"
-import type { SendError } from "./SendError.js"
+import { makeLogThrottle } from "./internal/logThrottle.js"
+import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
 import { notificationsFor, TenantNotifications } from "./TenantNotifications.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
@@ -81,6 +87,17 @@ export interface Options {
   readonly ambiguousEmail?: AmbiguousEmailPolicy | undefined
   /** How often the backlog gauges are refreshed (default 5 s). */
   readonly metricsInterval?: Duration.DurationInput | undefined
+  /**
+   * While attempts on a channel fail, a warning names the channel, the error classes and the provider's host,
+   * with how many attempts failed since the previous one: at the first failure, then at most once per this
+   * interval (default 30 s).
+   */
+  readonly failureLogInterval?: Duration.DurationInput | undefined
+  /**
+   * The host each channel's provider is reached at, for those warnings: `smtp.example.com:587`, or a URL of which
+   * only the host is kept (never its credentials, path or query).
+   */
+  readonly providerHosts?: { readonly email?: string | undefined; readonly sms?: string | undefined } | undefined
 }
 
 /**
@@ -203,6 +220,22 @@ interface Settings {
   readonly retry: SendRetry.Options
   readonly ambiguousEmail: AmbiguousEmailPolicy
   readonly metricsInterval: Duration.Duration
+  readonly failureLogInterval: Duration.Duration
+  readonly providerHosts: { readonly [channel in Channel]: string | undefined }
+}
+
+/**
+ * The host (and port) of `location`, a host or a URL; never its user name or password, path or query. `undefined`
+ * when it names no host.
+ */
+const hostOf = (location: string | undefined): string | undefined => {
+  if (location === undefined) return undefined
+  try {
+    const host = new URL(location.includes("://") ? location : `host://${location}`).host
+    return host === "" ? undefined : host
+  } catch {
+    return undefined
+  }
 }
 
 const settingsOf = (options: Options): Settings => ({
@@ -213,7 +246,9 @@ const settingsOf = (options: Options): Settings => ({
   expandBatch: Math.max(1, Math.floor(options.expandBatch ?? 200)),
   retry: options.retry ?? defaultRetry,
   ambiguousEmail: options.ambiguousEmail ?? "resend",
-  metricsInterval: Duration.decode(options.metricsInterval ?? Duration.seconds(5))
+  metricsInterval: Duration.decode(options.metricsInterval ?? Duration.seconds(5)),
+  failureLogInterval: Duration.decode(options.failureLogInterval ?? Duration.seconds(30)),
+  providerHosts: { email: hostOf(options.providerHosts?.email), sms: hostOf(options.providerHosts?.sms) }
 })
 
 /**
@@ -376,6 +411,27 @@ export const make = (
         yield* count(claim, outcome, yield* Deferred.await(recorded))
       })
 
+    // A provider that keeps failing is seen within the interval, not when dead letters appear an hour later.
+    const failures = makeLogThrottle(settings.failureLogInterval)
+    const warnFailure = (channel: Channel, error: SendError) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const counts = failures.note(channel, error._tag, now)
+        if (counts === undefined) return Effect.void
+        const host = settings.providerHosts[channel]
+        return Effect.logWarning(
+          `outbox relay: ${channel === "email" ? "e-mail" : "SMS"} attempts are failing` +
+            (host === undefined ? "" : ` at ${host}`)
+        ).pipe(Effect.annotateLogs({
+          relay: owner,
+          channel,
+          ...(host === undefined ? {} : { host }),
+          error: error._tag,
+          failed: Array.from(counts.values()).reduce((sum, count) => sum + count, 0),
+          errors: Array.from(counts, ([tag, count]) => `${tag}=${count}`).join(" "),
+          detail: error.message
+        }))
+      })
+
     const attempt = (claim: Claim): Effect.Effect<Outcome> => {
       const cancelled = cancellationOf(claim, settings)
       if (cancelled !== undefined) return Effect.succeed({ _tag: "Cancelled", reason: cancelled })
@@ -401,6 +457,7 @@ export const make = (
             )
           )
         ),
+        Effect.tap((result) => Either.isLeft(result) ? warnFailure(claim.channel, result.left) : Effect.void),
         Effect.flatMap(Either.match({
           onRight: (sent): Effect.Effect<Outcome> => Effect.succeed({ _tag: "Delivered", providerId: sent.id }),
           onLeft: (error) => outcomeOfFailure(claim, error, settings.retry, settings.ambiguousEmail)
@@ -543,6 +600,8 @@ export const layer = (options: Options = {}): Layer.Layer<OutboxRelay, never, De
  * | `RELAY_BASE_DELAY` | `1 second` | the first backoff |
  * | `RELAY_MAX_DELAY` | `5 minutes` | the longest backoff |
  * | `RELAY_ATTEMPT_TIMEOUT` | `30 seconds` | how long one attempt may take |
+ * | `RELAY_FAILURE_LOG_INTERVAL` | `30 seconds` | at most one warning per channel this often while attempts fail |
+ * | `SMTP_URL`, `SMS_GATEWAY_URL` | (none) | read for their hosts only, which those warnings name |
  *
  * @since 0.1.0
  * @category config
@@ -568,6 +627,14 @@ export const config: Config.Config<Options> = Config.all({
   maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(defaultRetry.maxDelay))),
   attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
     Config.withDefault(Duration.decode(defaultRetry.attemptTimeout))
+  ),
+  failureLogInterval: Config.duration("RELAY_FAILURE_LOG_INTERVAL").pipe(Config.withDefault(Duration.seconds(30))),
+  // Secrets (SMTP_URL holds the password): only their hosts leave this config.
+  emailHost: Config.option(Config.redacted("SMTP_URL")).pipe(
+    Config.map(Option.flatMapNullable((url) => hostOf(Redacted.value(url))))
+  ),
+  smsHost: Config.option(Config.redacted("SMS_GATEWAY_URL")).pipe(
+    Config.map(Option.flatMapNullable((url) => hostOf(Redacted.value(url))))
   )
 }).pipe(Config.map((values): Options => ({
   relayId: Option.getOrUndefined(values.relayId),
@@ -580,7 +647,9 @@ export const config: Config.Config<Options> = Config.all({
     maxDelay: values.maxDelay,
     maxAttempts: values.maxAttempts,
     attemptTimeout: values.attemptTimeout
-  }
+  },
+  failureLogInterval: values.failureLogInterval,
+  providerHosts: { email: Option.getOrUndefined(values.emailHost), sms: Option.getOrUndefined(values.smsHost) }
 })))
 
 /**

@@ -593,6 +593,28 @@ for (const backend of storeBackends) {
           assert.deepStrictEqual(yield* senders.sent, [key, key])
         })))
 
+      // Counted one after the other, a message delivered between two counts would be both pending and delivered
+      // (a test waiting for `delivered` then saw a pending message).
+      it.effect("stats are of one moment: while messages are delivered, every one is counted once", () =>
+        inEmptyStore(Effect.gen(function*() {
+          const ledger = yield* DeliveryLedger
+          yield* Effect.forEach(Array.from({ length: 120 }), () => storedLife({}), { concurrency: 6 })
+          assert.strictEqual(yield* ledger.expand(200), 120)
+          const senders = yield* scriptedSenders(() =>
+            Effect.flatMap(Random.nextIntBetween(0, 3), (millis) => Effect.sleep(Duration.millis(millis)))
+          )
+          yield* startRelay(senders.layer, { concurrency: 8 })
+          const seen: Array<string> = []
+          for (;;) {
+            const stats = yield* ledger.stats
+            seen.push(`${stats.pending} pending, ${stats.delivered} delivered`)
+            if (stats.pending + stats.delivered + stats.dead !== 120) assert.fail(seen.slice(-3).join("; "))
+            if (stats.delivered === 120) break
+            yield* Effect.sleep(Duration.millis(1))
+          }
+          assert.isAbove(new Set(seen).size, 10, "stats taken while deliveries were under way")
+        })))
+
       it.effect("counts deliveries and dead letters, and keeps the backlog gauges", () =>
         inEmptyStore(Effect.gen(function*() {
           const email = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) =>

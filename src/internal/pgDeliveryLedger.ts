@@ -15,9 +15,15 @@ import type { TenantId } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import { RepositoryError } from "../TenantRepositoryError.js"
 import * as Rules from "./ledgerRules.js"
+import { listen } from "./pgListener.js"
 
 /** The channel the outbox trigger notifies on commit (see migration 4). */
 export const WAKE_CHANNEL = "tenant_outbox"
+
+/** When to open a failed LISTEN connection again: after 1 s, then twice as long each time, up to 30 s. */
+const listenRetry = Schedule.exponential(Duration.seconds(1)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(30)))
+)
 
 const decodeEvent = Schema.decodeUnknownEither(TenantEvent)
 
@@ -360,69 +366,75 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         Effect.mapError(failure("release"))
       )
 
-    // LISTEN needs a PgClient; with another SqlClient the relay polls only. The trigger's payload is the schema
-    // the event was stored in, so relays of other schemas in the same database are not woken. A dropped LISTEN
-    // connection is re-established, and what was notified meanwhile is found by the next poll. The stream may
-    // also go quiet without an error (sql-pg shares one LISTEN connection among the client's subscribers, and
-    // one that ends its subscription UNLISTENs for all): polling covers that too, at its interval.
+    // LISTEN needs a PgClient (its settings open the LISTEN connection); with another SqlClient the relay polls
+    // only. Each subscriber has a connection of its own (see pgListener for why not `PgClient.listen`). The
+    // trigger's payload is the schema the event was stored in, so relays of other schemas in the same database
+    // are not woken. A LISTEN connection that cannot be opened or is lost is opened again, after 1 s and then
+    // less often while it keeps failing (up to every 30 s, each failure logged), and what was notified
+    // meanwhile is found by the polls.
     const schema = yield* sql<{ schema: string }>`SELECT current_schema() AS schema`.pipe(
       Effect.map((rows) => rows[0]?.schema ?? "public")
     )
     const wakeups: Stream.Stream<void> = Option.match(listener, {
       onNone: () => Stream.never,
       onSome: (client) =>
-        client.listen(WAKE_CHANNEL).pipe(
+        listen(client.config, WAKE_CHANNEL).pipe(
           Stream.filter((payload) => payload === schema),
           Stream.as(undefined),
           Stream.tapErrorCause((cause) => Effect.logWarning("outbox relay: LISTEN failed; polling meanwhile", cause)),
-          Stream.retry(Schedule.spaced(Duration.seconds(1))),
+          Stream.retry(listenRetry),
           Stream.catchAllCause(() => Stream.never)
         )
     })
 
-    // Each count reads a partial index (pending, dead, unexpanded, undecodable): none grows with the history.
-    const backlog = sql<{
-      unexpanded: number
-      undecodable: number
-      oldest_unexpanded: Date | null
-      pending: number
-      in_flight: number
-      dead: number
-      oldest_pending: Date | null
-    }>`
-      SELECT
-        (SELECT count(*)::int FROM tenant_outbox WHERE expanded_at IS NULL) AS unexpanded,
-        (SELECT count(*)::int FROM tenant_outbox WHERE expand_error IS NOT NULL) AS undecodable,
-        (SELECT min(recorded_at) FROM tenant_outbox WHERE expanded_at IS NULL) AS oldest_unexpanded,
-        (SELECT count(*)::int FROM tenant_deliveries WHERE status = 'dead') AS dead,
-        p.pending, p.in_flight, p.oldest_pending
-      FROM (
-        SELECT count(*)::int AS pending, count(*) FILTER (WHERE lease_until > now())::int AS in_flight,
-          min(event_recorded_at) AS oldest_pending
-        FROM tenant_deliveries WHERE status = 'pending'
-      ) p`.pipe(
-      Effect.map(([row]): DeliveryLedger.Backlog => {
-        const oldest = [row?.oldest_unexpanded, row?.oldest_pending].filter((at): at is Date => at instanceof Date)
-        return {
-          unexpandedEvents: row?.unexpanded ?? 0,
-          undecodableEvents: row?.undecodable ?? 0,
-          pending: row?.pending ?? 0,
-          inFlight: row?.in_flight ?? 0,
-          dead: row?.dead ?? 0,
-          oldestPendingAt: oldest.length === 0
-            ? Option.none()
-            : Option.some(new Date(Math.min(...oldest.map((at) => at.getTime()))))
-        }
-      }),
-      Effect.mapError(failure("backlog"))
-    )
+    // Each count reads a partial index (pending, dead, unexpanded, undecodable): none grows with the history, but
+    // the count of delivered messages, which only `stats` reads. All come from one statement, so from one
+    // moment: counted one after the other, a message delivered in between would be both pending and delivered.
+    const deliveredCount = sql`(SELECT count(*)::int FROM tenant_deliveries WHERE status = 'delivered')`
+    const counts = (operation: string, delivered: boolean) =>
+      sql<{
+        unexpanded: number
+        undecodable: number
+        oldest_unexpanded: Date | null
+        pending: number
+        in_flight: number
+        dead: number
+        oldest_pending: Date | null
+        delivered: number
+      }>`
+        SELECT
+          (SELECT count(*)::int FROM tenant_outbox WHERE expanded_at IS NULL) AS unexpanded,
+          (SELECT count(*)::int FROM tenant_outbox WHERE expand_error IS NOT NULL) AS undecodable,
+          (SELECT min(recorded_at) FROM tenant_outbox WHERE expanded_at IS NULL) AS oldest_unexpanded,
+          (SELECT count(*)::int FROM tenant_deliveries WHERE status = 'dead') AS dead,
+          ${delivered ? deliveredCount : sql`0`} AS delivered,
+          p.pending, p.in_flight, p.oldest_pending
+        FROM (
+          SELECT count(*)::int AS pending, count(*) FILTER (WHERE lease_until > now())::int AS in_flight,
+            min(event_recorded_at) AS oldest_pending
+          FROM tenant_deliveries WHERE status = 'pending'
+        ) p`.pipe(
+        Effect.map(([row]): DeliveryLedger.Stats => {
+          const oldest = [row?.oldest_unexpanded, row?.oldest_pending].filter((at): at is Date => at instanceof Date)
+          return {
+            unexpandedEvents: row?.unexpanded ?? 0,
+            undecodableEvents: row?.undecodable ?? 0,
+            pending: row?.pending ?? 0,
+            inFlight: row?.in_flight ?? 0,
+            dead: row?.dead ?? 0,
+            delivered: row?.delivered ?? 0,
+            oldestPendingAt: oldest.length === 0
+              ? Option.none()
+              : Option.some(new Date(Math.min(...oldest.map((at) => at.getTime()))))
+          }
+        }),
+        Effect.mapError(failure(operation))
+      )
 
-    const stats = Effect.zipWith(
-      backlog,
-      sql<{ delivered: number }>`SELECT count(*)::int AS delivered FROM tenant_deliveries WHERE status = 'delivered'`
-        .pipe(Effect.mapError(failure("stats"))),
-      (left, [row]): DeliveryLedger.Stats => ({ ...left, delivered: row?.delivered ?? 0 })
-    )
+    const backlog = Effect.map(counts("backlog", false), ({ delivered: _, ...backlog }): DeliveryLedger.Backlog =>
+      backlog)
+
+    const stats = counts("stats", true)
 
     const withAttempts = (rows: ReadonlyArray<DeliveryRow>) =>
       rows.length === 0
@@ -430,7 +442,9 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
         : Effect.map(
           sql<AttemptRow>`
             SELECT delivery_id, attempt, relay, lease_epoch, started_at, finished_at, outcome, detail
-            FROM tenant_delivery_attempts WHERE delivery_id IN ${sql.in(rows.map((row) => row.id))}
+            FROM tenant_delivery_attempts WHERE delivery_id IN ${
+            sql.in(rows.map((row) => row.id))
+          }
             ORDER BY delivery_id, attempt`,
           (attempts) =>
             rows.map((row): DeliveryLedger.Delivery => ({
