@@ -109,21 +109,39 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
 
 const setMode = (proxy: FaultProxy, mode: FaultMode) => proxy.setMode(mode)
 
+/**
+ * A stored tenant whose next save's COMMIT takes `commitSeconds` on the server, and that save, started: the
+ * network drops every byte from `dropAfter` ms on, for `dropFor` ms (or for good), so the COMMIT's answer is lost.
+ */
+const saveWithLostCommit = (
+  options: { readonly commitSeconds: number; readonly dropAfter: number; readonly dropFor?: number }
+) =>
+  Effect.gen(function*() {
+    const { direct, proxy, repository } = yield* setUp()
+    const { event, tenant } = yield* newTenant()
+    yield* repository.insert(tenant, event)
+    yield* slowCommitOf(direct, tenant, options.commitSeconds)
+    const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
+    const save = yield* Effect.fork(timed(repository.save(next.tenant, [next.event], tenant.version)))
+    yield* Effect.sleep(`${options.dropAfter} millis`)
+    yield* setMode(proxy, "drop")
+    if (options.dropFor !== undefined) {
+      yield* Effect.sleep(`${options.dropFor} millis`)
+      yield* setMode(proxy, "pass")
+    }
+    const { exit, millis } = yield* Effect.flatten(save.await)
+    return { direct, proxy, repository, tenant, next, exit, millis }
+  })
+
 describe("TenantRepository.layerPg under network faults", () => {
   it.live("a COMMIT whose answer is lost after the server committed: the save succeeds, stored once", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { direct, proxy, repository } = yield* setUp()
-      const { event, tenant } = yield* newTenant()
-      yield* repository.insert(tenant, event)
-      yield* slowCommitOf(direct, tenant, 0.5)
-      const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
       // The COMMIT reaches the server, which commits 0.5 s later; its answer is dropped.
-      const save = yield* Effect.fork(timed(repository.save(next.tenant, [next.event], tenant.version)))
-      yield* Effect.sleep("200 millis")
-      yield* setMode(proxy, "drop")
-      yield* Effect.sleep(`${QUERY_TIMEOUT_MILLIS + 200} millis`)
-      yield* setMode(proxy, "pass")
-      const { exit, millis } = yield* save.await.pipe(Effect.flatten)
+      const { direct, exit, millis, next, repository, tenant } = yield* saveWithLostCommit({
+        commitSeconds: 0.5,
+        dropAfter: 200,
+        dropFor: QUERY_TIMEOUT_MILLIS + 200
+      })
       assert.isTrue(
         Exit.isSuccess(exit),
         `expected success, got ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""}`
@@ -138,18 +156,12 @@ describe("TenantRepository.layerPg under network faults", () => {
 
   it.live("a COMMIT the server never finished: its transaction is ended, nothing is stored, the row is free", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { direct, proxy, repository } = yield* setUp()
-      const { event, tenant } = yield* newTenant()
-      yield* repository.insert(tenant, event)
       // Long enough that the COMMIT is still running when the repository asks about it.
-      yield* slowCommitOf(direct, tenant, 30)
-      const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
-      const save = yield* Effect.fork(timed(repository.save(next.tenant, [next.event], tenant.version)))
-      yield* Effect.sleep("200 millis")
-      yield* setMode(proxy, "drop")
-      yield* Effect.sleep(`${QUERY_TIMEOUT_MILLIS + 200} millis`)
-      yield* setMode(proxy, "pass")
-      const { exit, millis } = yield* save.await.pipe(Effect.flatten)
+      const { direct, exit, millis, next, repository, tenant } = yield* saveWithLostCommit({
+        commitSeconds: 30,
+        dropAfter: 200,
+        dropFor: QUERY_TIMEOUT_MILLIS + 200
+      })
       const error = failureOf(exit)
       assert.strictEqual(error._tag, "RepositoryError")
       if (error._tag === "RepositoryError") {
@@ -167,15 +179,10 @@ describe("TenantRepository.layerPg under network faults", () => {
 
   it.live("a database that stays silent past the deadline: the write fails as OutcomeUnknown, and its retry succeeds", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { direct, proxy, repository } = yield* setUp()
-      const { event, tenant } = yield* newTenant()
-      yield* repository.insert(tenant, event)
-      yield* slowCommitOf(direct, tenant, 0.3)
-      const next = yield* TenantLifecycle.activate(tenant, stampAt(new Date()))
-      const save = yield* Effect.fork(timed(repository.save(next.tenant, [next.event], tenant.version)))
-      yield* Effect.sleep("150 millis")
-      yield* setMode(proxy, "drop")
-      const { exit, millis } = yield* save.await.pipe(Effect.flatten)
+      const { direct, exit, millis, next, proxy, repository, tenant } = yield* saveWithLostCommit({
+        commitSeconds: 0.3,
+        dropAfter: 150
+      })
       const error = failureOf(exit)
       assert.strictEqual(error._tag, "RepositoryError")
       if (error._tag === "RepositoryError") assert.strictEqual(error.reason, "OutcomeUnknown")
