@@ -69,7 +69,7 @@ const scenario = (kind: StoreKind, persistent: boolean) =>
     const redis = yield* ownRedis({ persistent })
     const schema = yield* freshSchemaNamed("freshness")
     const databaseUrl = urlWithSchema(schema)
-    const prefix = `freshness-${kind}:`
+    const prefix = `freshness-${kind}-${persistent ? "kept" : "lost"}:`
     // A reaches Redis through a proxy, so that A alone can be cut off; B connects directly.
     const proxy = yield* makeFaultProxy({ targetPort: redis.port })
     const a = yield* instance(kind, databaseUrl, proxy.url(redis.url), prefix)
@@ -179,7 +179,9 @@ const scenario = (kind: StoreKind, persistent: boolean) =>
   })
 
 describe("CachedTenantRepository across instances under Redis faults", () => {
-  for (const [kind, persistent] of [["redis", true], ["tiered", false]] as const) {
+  for (
+    const [kind, persistent] of [["redis", true], ["redis", false], ["tiered", true], ["tiered", false]] as const
+  ) {
     it.live(
       `[${kind}${
         persistent ? ", persistent" : ""
