@@ -1,9 +1,14 @@
 /**
  * The chaos test of the outbox relay: tenants walk through their lifecycle in PostgreSQL while relays, each in
- * its own process, are killed with SIGKILL at random moments and restarted, the SMTP server refuses mail for a
- * stretch, the SMS gateway fails for a stretch, and both drop connections after taking a message. Afterwards
- * every message the events call for must have reached its server, no SMS may have been taken twice, and every
- * e-mail that reached the server more than once must be matched by ambiguous attempts in the ledger.
+ * its own process, are killed with SIGKILL (preferably while they hold claims) and restarted, the SMTP server
+ * refuses mail for a stretch, the SMS gateway fails for a stretch, and both drop connections after taking a
+ * message. Afterwards:
+ * - every e-mail has a copy the SMTP server acknowledged to the relay (a copy taken and then dropped proves
+ *   nothing: the relay must have sent it again), and every copy beyond the first is matched by an ambiguous
+ *   attempt in the ledger;
+ * - every SMS went to the gateway under one idempotency key, however often it was sent, so the deduplicating
+ *   gateway took each exactly once; resends after a lost answer happened and were recognised by their key;
+ * - kills hit relays holding claims, and those claims were taken over as interrupted attempts.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -12,7 +17,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { digestOf, messageIdFor } from "../src/internal/messageRules.js"
+import * as Schema from "effect/Schema"
+import { INTERRUPTED_DETAIL } from "../src/internal/ledgerRules.js"
+import { messageIdFor } from "../src/internal/messageRules.js"
 import type { Tenant } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
@@ -21,6 +28,7 @@ import * as TenantRepository from "../src/TenantRepository.js"
 import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import type { RelayProcess } from "./utils/relayProcess.js"
 import { startRelay } from "./utils/relayProcess.js"
+import type { ReceivedRequest } from "./utils/smsGateway.js"
 import { makeSmsGatewayServer } from "./utils/smsGateway.js"
 import { makeSmtpServer } from "./utils/smtpServer.js"
 import { uniqueCode } from "./utils/tenants.js"
@@ -28,10 +36,18 @@ import { uniqueCode } from "./utils/tenants.js"
 const TENANTS = 200
 const RELAYS = 3
 const MIN_KILLS = 10
+/** Kills that must hit a relay holding claims: an idle relay's death tests only the restart. */
+const MIN_KILLS_HOLDING_CLAIMS = 3
 const MAIL_FROM = "noreply@chaos.test"
 
 const pause = (millis: number) => Effect.sleep(`${Math.round(millis)} millis`)
 const between = (low: number, high: number) => low + Math.random() * (high - low)
+
+/** What an SMS request carries besides its key: the same message sent again has the same number and text. */
+const decodeSmsBody = Schema.decodeUnknownSync(
+  Schema.parseJson(Schema.Struct({ to: Schema.String, text: Schema.String }))
+)
+const smsIdentity = (sms: { readonly to: string; readonly text: string }) => `${sms.to}\n${sms.text}`
 
 interface Row {
   readonly message_key: string
@@ -43,7 +59,7 @@ interface Row {
 
 describe("OutboxRelay chaos", () => {
   it.live(
-    `${TENANTS} tenants, ${RELAYS} relays killed at random: nothing lost, every duplicate accounted for`,
+    `${TENANTS} tenants, ${RELAYS} relays killed, some holding claims: nothing lost, every duplicate accounted for`,
     () =>
       Effect.gen(function*() {
         const schema = yield* freshSchemaNamed("chaos")
@@ -141,18 +157,52 @@ describe("OutboxRelay chaos", () => {
           sms.script("accept-then-drop")
         })
 
-        // The killer: SIGKILL a random relay every 0.8-2 s and start another in its place (a relay takes about a
-        // second to start from source, so each relay lives long enough to claim and send).
+        // The killer: every 0.8-2 s, SIGKILL a relay and start another in its place. Until MIN_KILLS_HOLDING_CLAIMS
+        // kills have cut off claims, the victim is a relay that holds leases, waited for while the producer runs
+        // (2 s at most after): a random victim is often a relay still starting (one takes a second or more to start
+        // from source, many more on a busy machine), and a run could end without any kill that tested a takeover.
+        // The other kills take any relay. What the victim held is read once it is dead, when it can no longer
+        // finish anything: its attempts still open are the claims the kill cut off.
+        const leasesHeld = (names: ReadonlyArray<string>) =>
+          sql<{ relay: string }>`
+            SELECT DISTINCT lease_owner AS relay FROM tenant_deliveries
+            WHERE status = 'pending' AND lease_until > now() AND lease_owner IN ${sql.in(names)}`
+        const openAttemptsOf = (relay: string) =>
+          sql<{ open: number }>`
+            SELECT count(*)::int AS open FROM tenant_delivery_attempts WHERE relay = ${relay} AND finished_at IS NULL`
+        const busyRelays = Effect.map(
+          Effect.suspend(() => leasesHeld(relays.map((relay) => relay.name))),
+          (rows) => {
+            const holding = new Set(rows.map((row) => row.relay))
+            return relays.flatMap((relay, index) => holding.has(relay.name) ? [index] : [])
+          }
+        )
         let kills = 0
+        let killsHoldingClaims = 0
+        let claimsCutOff = 0
+        const victims: Array<string> = []
         const killer = Effect.gen(function*() {
           while (producing || kills < MIN_KILLS) {
             yield* pause(between(800, 2000))
-            const victim = Math.floor(Math.random() * relays.length)
+            const targeted = killsHoldingClaims < MIN_KILLS_HOLDING_CLAIMS
+            const giveUp = Date.now() + 2000
+            let busy = targeted ? yield* busyRelays : []
+            while (targeted && busy.length === 0 && (producing || Date.now() < giveUp)) {
+              yield* pause(50)
+              busy = yield* busyRelays
+            }
+            const victim = busy.length > 0
+              ? busy[Math.floor(Math.random() * busy.length)] ?? 0
+              : Math.floor(Math.random() * relays.length)
             const relay = relays[victim]
             if (relay === undefined) continue
             relay.child.kill("SIGKILL")
             yield* Effect.promise(() => relay.exited)
             kills++
+            victims.push(relay.name)
+            const open = (yield* openAttemptsOf(relay.name))[0]?.open ?? 0
+            if (open > 0) killsHoldingClaims++
+            claimsCutOff += open
             relays[victim] = spawnRelay()
           }
         })
@@ -193,48 +243,68 @@ describe("OutboxRelay chaos", () => {
         const attemptsEnded = (channel: string, outcome: string) =>
           outcomes.find((row) => row.channel === channel && row.outcome === outcome)?.count ?? 0
         const ambiguous_recorded = attemptsEnded("email", "Ambiguous") + attemptsEnded("sms", "Ambiguous")
+        // The claims the kills cut off, as the relays that took them over recorded them.
+        const [takenOver] = yield* sql<{ interrupted: number; open: number }>`
+          SELECT
+            count(*) FILTER (WHERE outcome = 'Ambiguous' AND detail = ${INTERRUPTED_DETAIL})::int AS interrupted,
+            count(*) FILTER (WHERE finished_at IS NULL)::int AS open
+          FROM tenant_delivery_attempts WHERE relay IN ${sql.in(victims)}`
 
-        // Copies each server holds: e-mail by Message-ID (a body read and then dropped counts: it may have been
-        // delivered), SMS by idempotency key.
-        const emailCopies = new Map<string, number>()
+        // E-mail copies by Message-ID: those the server acknowledged to the relay, and those it took without the
+        // relay hearing of it (dropped after the body, or the relay killed before the answer). A dropped copy
+        // may reach the recipient, so it counts as a copy, but never as the delivery: the relay cannot know of it.
+        const emailCopies = new Map<string, { acknowledged: number; dropped: number }>()
         for (const message of smtp.received()) {
-          if (message.behaviour !== "accept" && message.behaviour !== "drop-after-body") continue
-          if (message.messageId !== undefined) {
-            emailCopies.set(message.messageId, (emailCopies.get(message.messageId) ?? 0) + 1)
-          }
+          if (message.answer === "refused" || message.messageId === undefined) continue
+          const copies = emailCopies.get(message.messageId) ?? { acknowledged: 0, dropped: 0 }
+          if (message.answer === "acknowledged") copies.acknowledged++
+          else copies.dropped++
+          emailCopies.set(message.messageId, copies)
         }
-        const smsRequestsPerKey = new Map<string, number>()
+        // Every request the SMS gateway read, by the message it carried rather than by its key: a resend under a
+        // fresh key must show up as the same message taken twice.
+        const smsRequests = new Map<string, Array<ReceivedRequest>>()
         for (const request of sms.received()) {
-          const key = request.headers["idempotency-key"]
-          if (key !== undefined) smsRequestsPerKey.set(key, (smsRequestsPerKey.get(key) ?? 0) + 1)
+          const identity = smsIdentity(decodeSmsBody(request.body))
+          smsRequests.set(identity, [...(smsRequests.get(identity) ?? []), request])
         }
 
         let lost = 0
-        let smsTakenTwice = 0
+        let emailsOnlyInDroppedCopies = 0
         let emailDuplicates = 0
         let duplicatesMatched = 0
         let unaccounted = 0
-        let smsResentUnderKey = 0
+        let smsTakenTwice = 0
+        let smsUnderSeveralKeys = 0
+        let smsResent = 0
         for (const { channel, message } of expected) {
           const row = byKey.get(message.key)
           if (channel === "sms") {
-            const key = digestOf(message.key)
-            const taken = sms.acceptedCount(key)
+            const requests = smsRequests.get(smsIdentity(message)) ?? []
+            const taken = requests.filter((request) => request.taken === "new").length
             if (taken === 0) lost++
             if (taken > 1) smsTakenTwice++
-            if ((smsRequestsPerKey.get(key) ?? 0) > 1) smsResentUnderKey++
+            if (new Set(requests.map((request) => request.headers["idempotency-key"])).size > 1) smsUnderSeveralKeys++
+            if (requests.length > 1) smsResent++
             continue
           }
-          const copies = emailCopies.get(messageIdFor(message.key, MAIL_FROM)) ?? 0
-          if (copies === 0) lost++
-          if (copies > 1) {
-            emailDuplicates += copies - 1
-            if (row !== undefined && row.ambiguous_attempts >= copies - 1) duplicatesMatched += copies - 1
-            else unaccounted += copies - 1
+          const copies = emailCopies.get(messageIdFor(message.key, MAIL_FROM)) ?? { acknowledged: 0, dropped: 0 }
+          if (copies.acknowledged === 0) {
+            lost++
+            if (copies.dropped > 0) emailsOnlyInDroppedCopies++
+          }
+          const held = copies.acknowledged + copies.dropped
+          if (held > 1) {
+            emailDuplicates += held - 1
+            if (row !== undefined && row.ambiguous_attempts >= held - 1) duplicatesMatched += held - 1
+            else unaccounted += held - 1
           }
         }
-        // The SMS bodies must be distinct too: the same message under two keys would slip past the dedupe.
-        const smsBodies = new Set(sms.accepted().map((accepted) => accepted.body))
+        const emailCopiesDropped = smtp.received().filter((message) => message.answer === "dropped").length
+        // Requests the gateway took whose answer never reached the relay (the connection cut after taking it, or
+        // the relay killed), and replays: requests under a key the gateway had taken before, the resends.
+        const smsAnswersLost = sms.received().filter((request) => request.taken !== "none" && !request.answered).length
+        const smsReplays = sms.received().filter((request) => request.taken === "replay").length
         const dead = rows.filter((row) => row.status === "dead").length
         const delivered = rows.filter((row) => row.status === "delivered").length
 
@@ -244,15 +314,23 @@ describe("OutboxRelay chaos", () => {
           emails: expected.filter((n) => n.channel === "email").length,
           sms: expected.filter((n) => n.channel === "sms").length,
           kills,
+          killsHoldingClaims,
+          claimsCutOff,
+          claimsTakenOverAsInterrupted: takenOver?.interrupted ?? 0,
           relaysStarted: generation,
           lost,
+          emailsOnlyInDroppedCopies,
           delivered,
           dead,
+          emailCopiesDropped,
           emailDuplicates,
           duplicatesMatchedByAmbiguousAttempts: duplicatesMatched,
           unaccountedDuplicates: unaccounted,
+          smsResent,
+          smsAnswersLost,
+          smsReplays,
           smsTakenTwice,
-          smsResentUnderSameKey: smsResentUnderKey,
+          smsUnderSeveralKeys,
           ambiguousAttemptsRecorded: ambiguous_recorded,
           transientAttempts: { email: attemptsEnded("email", "Transient"), sms: attemptsEnded("sms", "Transient") },
           smtpBodiesRead: smtp.received().length,
@@ -264,13 +342,20 @@ describe("OutboxRelay chaos", () => {
 
         assert.isAtLeast(report.events, 800)
         assert.isAtLeast(kills, MIN_KILLS)
+        assert.isAtLeast(killsHoldingClaims, MIN_KILLS_HOLDING_CLAIMS, "kills that hit a relay holding claims")
+        assert.strictEqual(takenOver?.open, 0, "attempts of killed relays never closed")
+        assert.isAtLeast(takenOver?.interrupted ?? 0, claimsCutOff, "claims cut off by kills and not taken over")
         assert.strictEqual(rows.length, expected.length, "one ledger row per message the events call for")
         for (const { message } of expected) assert.isTrue(byKey.has(message.key), `no ledger row for ${message.key}`)
-        assert.strictEqual(lost, 0, "messages that reached no server")
+        assert.isAbove(emailCopiesDropped, 0, "the run dropped e-mail connections after the body")
+        assert.strictEqual(emailsOnlyInDroppedCopies, 0, "e-mails whose only copies the relay never heard accepted")
+        assert.strictEqual(lost, 0, "messages without a copy their server acknowledged (e-mail) or took (SMS)")
         assert.strictEqual(dead, 0, "dead letters")
         assert.strictEqual(delivered, expected.length)
-        assert.strictEqual(smsTakenTwice, 0, "SMS taken twice under one idempotency key")
-        assert.strictEqual(smsBodies.size, sms.accepted().length, "one SMS taken twice under different keys")
+        assert.strictEqual(smsUnderSeveralKeys, 0, "SMS sent under more than one idempotency key")
+        assert.strictEqual(smsTakenTwice, 0, "SMS the deduplicating gateway took twice")
+        assert.isAbove(smsAnswersLost, 0, "the run lost the answers to SMS the gateway took")
+        assert.isAbove(smsReplays, 0, "SMS resent after a lost answer, recognised by their key")
         assert.strictEqual(unaccounted, 0, "e-mail copies without an ambiguous attempt in the ledger")
         assert.isAbove(ambiguous_recorded, 0, "the run produced ambiguous attempts")
         assert.isAbove(report.transientAttempts.email, 0, "the SMTP server's refusals hit attempts")

@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import type * as Types from "effect/Types"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createServer } from "node:http"
 
@@ -53,6 +54,17 @@ export interface ReceivedRequest {
   /** When the whole request had been read (`Date.now()`). */
   readonly at: number
   readonly reply: Reply
+  /**
+   * What the gateway made of the message: `new` when it took it (and would send it), `replay` when deduplication
+   * recognised the key of a message it had taken before (nothing taken, the first id answered), `none` when it
+   * took nothing. With `dedupe` off every message it takes is `new`, whatever its key.
+   */
+  readonly taken: "new" | "replay" | "none"
+  /**
+   * Whether the answer was written out to the client: false when the gateway cut the connection (`drop`,
+   * `accept-then-drop`), never answered (`hang`), or the client had gone before the answer.
+   */
+  readonly answered: boolean
 }
 
 export interface AcceptedSms {
@@ -79,7 +91,7 @@ export interface TestSmsGateway {
   /** Appends replies to the script. */
   readonly script: (...replies: ReadonlyArray<Reply>) => void
   readonly setFallback: (reply: Reply) => void
-  /** Every request the server read, whatever it answered. */
+  /** Every request the server read, whatever it answered, deduplicated or not. */
   readonly received: () => ReadonlyArray<ReceivedRequest>
   /** Messages the gateway took (and would deliver), in order. */
   readonly accepted: () => ReadonlyArray<AcceptedSms>
@@ -117,18 +129,25 @@ export const makeSmsGatewayServer = (options: SmsGatewayServerOptions = {}) =>
     Effect.async<{ readonly gateway: TestSmsGateway; readonly stop: Effect.Effect<void> }, Error>((resume) => {
       let queue: Array<Reply> = [...(options.script ?? [])]
       let fallback: Reply = options.fallback ?? "200"
-      let received: Array<ReceivedRequest> = []
+      let received: Array<Types.Mutable<ReceivedRequest>> = []
       let accepted: Array<AcceptedSms> = []
       const idsByKey = new Map<string, string>()
 
-      /** Takes the message unless deduplication recognises its key; answers the id the gateway holds for it. */
-      const accept = (headers: Record<string, string>, body: string): string => {
-        const idempotencyKey = headers["idempotency-key"]
+      /**
+       * Takes the message unless deduplication recognises its key, and notes which on the request; answers the id
+       * the gateway holds for it.
+       */
+      const accept = (request: Types.Mutable<ReceivedRequest>): string => {
+        const idempotencyKey = request.headers["idempotency-key"]
         const known = options.dedupe === true && idempotencyKey !== undefined ? idsByKey.get(idempotencyKey) : undefined
-        if (known !== undefined) return known
+        if (known !== undefined) {
+          request.taken = "replay"
+          return known
+        }
         const id = `sms-${accepted.length + 1}`
-        accepted.push({ id, idempotencyKey, body })
+        accepted.push({ id, idempotencyKey, body: request.body })
         if (idempotencyKey !== undefined && !idsByKey.has(idempotencyKey)) idsByKey.set(idempotencyKey, id)
+        request.taken = "new"
         return id
       }
 
@@ -137,19 +156,31 @@ export const makeSmsGatewayServer = (options: SmsGatewayServerOptions = {}) =>
         request.on("data", (chunk: Buffer) => chunks.push(chunk))
         request.on("end", () => {
           const reply = queue.shift() ?? fallback
-          const headers = flatHeaders(request)
-          const body = Buffer.concat(chunks).toString("utf8")
-          received.push({ method: request.method ?? "", path: request.url ?? "", headers, body, at: Date.now(), reply })
+          const entry: Types.Mutable<ReceivedRequest> = {
+            method: request.method ?? "",
+            path: request.url ?? "",
+            headers: flatHeaders(request),
+            body: Buffer.concat(chunks).toString("utf8"),
+            at: Date.now(),
+            reply,
+            taken: "none",
+            answered: false
+          }
+          received.push(entry)
+          // 'finish' means the whole answer went to the socket; a client that has gone never gets there.
+          response.once("finish", () => {
+            entry.answered = true
+          })
           if (typeof reply === "object") return answer(response, reply.status, reply.body ?? "", { ...reply.headers })
           switch (reply) {
             case "200":
-              return answer(response, 200, JSON.stringify({ id: accept(headers, body), status: "queued" }))
+              return answer(response, 200, JSON.stringify({ id: accept(entry), status: "queued" }))
             case "200-no-id":
               return answer(response, 200, JSON.stringify({ status: "queued" }))
             case "drop":
               return request.socket.destroy()
             case "accept-then-drop":
-              accept(headers, body)
+              accept(entry)
               return request.socket.destroy()
             case "hang":
               return

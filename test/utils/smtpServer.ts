@@ -12,6 +12,8 @@ import { SMTPServer } from "smtp-server"
  * - `drop-after-body`: read the whole body, then cut the connection without answering (the message is kept
  *   as "possibly delivered": `received` holds it, `accepted` does not).
  *
+ * Each message the server read notes how its transaction ended for the client (`ReceivedMessage.answer`).
+ *
  * Authentication is scripted separately (`requireAuth`, `password`).
  */
 export type Behaviour =
@@ -33,6 +35,13 @@ export interface ReceivedMessage {
   readonly messageId: string | undefined
   readonly subject: string | undefined
   readonly behaviour: Behaviour
+  /**
+   * How the transaction ended for the client: `acknowledged` when the server answered 250 on a connection still
+   * open; `refused` when it answered an error code; `dropped` when it cut the connection without answering
+   * (`drop-after-body`), or the client had gone before the answer (a killed sender). Only an acknowledged copy
+   * is one the sender can know was delivered.
+   */
+  readonly answer: "acknowledged" | "refused" | "dropped"
 }
 
 export interface SmtpServerOptions {
@@ -51,7 +60,7 @@ export interface TestSmtpServer {
   readonly setFallback: (behaviour: Behaviour) => void
   /** Every message whose body the server read, whatever it answered. */
   readonly received: () => ReadonlyArray<ReceivedMessage>
-  /** Messages the server answered 250 to. */
+  /** Messages the server took and answered 250 to (whether or not the client was still there to read it). */
   readonly accepted: () => ReadonlyArray<ReceivedMessage>
   /** MAIL FROM commands seen: one per attempt that got past the connection. */
   readonly attempts: () => number
@@ -70,6 +79,9 @@ const header = (raw: string, name: string): string | undefined => {
   const line = unfolded.split(/\r?\n/).find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
   return line?.slice(name.length + 1).trim()
 }
+
+/** The behaviours that answer the body with an error code. */
+const REFUSALS: ReadonlySet<Behaviour> = new Set(["421", "451", "451-rate", "550", "554"])
 
 const replyError = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code })
 
@@ -129,7 +141,12 @@ export const makeSmtpServer = (options: SmtpServerOptions = {}) =>
               raw,
               messageId: header(raw, "Message-ID"),
               subject: header(raw, "Subject"),
-              behaviour
+              behaviour,
+              answer: REFUSALS.has(behaviour)
+                ? "refused"
+                : behaviour === "drop-after-body" || !clientConnected(session)
+                ? "dropped"
+                : "acknowledged"
             }
             received.push(message)
             switch (behaviour) {
@@ -157,6 +174,13 @@ export const makeSmtpServer = (options: SmtpServerOptions = {}) =>
 
       // smtp-server types its connections as `any`; these are the two fields used here.
       const openConnections = () => server.connections as Set<{ readonly id: string; readonly _socket: Socket }>
+
+      const clientConnected = (session: SMTPServerSession) => {
+        for (const connection of openConnections()) {
+          if (connection.id === session.id) return connection._socket.writable
+        }
+        return false
+      }
 
       const dropConnection = (session: SMTPServerSession) => {
         for (const connection of openConnections()) {
