@@ -101,22 +101,24 @@ export interface Service {
  * @category models
  */
 export interface Marks {
-  /** The stored mark, if any. */
-  readonly read: Effect.Effect<Option.Option<string>, CacheError>
+  /** The stored mark named `name` (a cache's key prefix), if any. */
+  readonly read: (name: string) => Effect.Effect<Option.Option<string>, CacheError>
   /**
-   * Moves the mark from `from` (`undefined`: none stored) to `to` in one atomic step, unless it changed in the
-   * meantime; answers whether the stored mark now covers `to` (moved, or found at `to` or beyond).
+   * Moves the mark `name` from `from` (`undefined`: none stored) to `to` in one atomic step, unless it changed in
+   * the meantime; answers whether the stored mark now covers `to` (moved, or found at `to` or beyond).
    */
-  readonly advance: (from: string | undefined, to: string) => Effect.Effect<boolean, CacheError>
-  /** With a memory tier in front: the highest mark its broadcast channel carried since it last (re)subscribed. */
-  readonly heard?: (() => bigint | undefined) | undefined
+  readonly advance: (name: string, from: string | undefined, to: string) => Effect.Effect<boolean, CacheError>
+  /** With a memory tier in front: the highest mark `name` its channel carried since it last (re)subscribed. */
+  readonly heard?: ((name: string) => bigint | undefined) | undefined
   /** With a memory tier in front: the memory tier may answer until then (milliseconds since the epoch). */
   readonly trustLocalUntil?: ((millis: number) => void) | undefined
 }
 
 /** A mark moves only from what was read, or forward past it: see `Marks.advance`. */
 export const advanceMark = (current: string | undefined, from: string | undefined, to: string): boolean | "move" =>
-  current === from ? "move" : current !== undefined && BigInt(current) >= BigInt(to)
+  current === from ? "move" : current !== undefined && DECIMAL_MARK.test(current) && BigInt(current) >= BigInt(to)
+
+const DECIMAL_MARK = /^[0-9]{1,19}$/
 
 /**
  * @since 0.1.0
@@ -196,17 +198,17 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
     }
 
     const now = Clock.currentTimeMillis
-    let mark: string | undefined
+    const marks = new Map<string, string>()
 
     return {
       tier: "memory",
       marks: {
-        read: Effect.sync(() => Option.fromNullable(mark)),
-        advance: (from, to) =>
+        read: (name) => Effect.sync(() => Option.fromNullable(marks.get(name))),
+        advance: (name, from, to) =>
           Effect.sync(() => {
-            const outcome = advanceMark(mark, from, to)
+            const outcome = advanceMark(marks.get(name), from, to)
             if (outcome !== "move") return outcome
-            mark = to
+            marks.set(name, to)
             return true
           })
       },
@@ -380,7 +382,7 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
       subscriber.on("error", () => undefined)
       // Broadcasts in the order they came: keys to drop, and marks (see `Marks`) that say every key broadcast
       // before them has been.
-      const heard = yield* Queue.unbounded<ReadonlyArray<string> | bigint>()
+      const heard = yield* Queue.unbounded<ReadonlyArray<string> | { readonly name: string; readonly mark: bigint }>()
       const local = yield* makeMemory({ maxEntries: options.localMaxEntries ?? 10_000 })
       const shared = makeRedisStore(client, settings)
       // The memory tier is used only while broadcasts are certainly heard: from the moment the subscription is
@@ -388,7 +390,7 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
       // once (synchronously, so that no read can slip in first), since broadcasts may be missed from then on.
       // A cache that follows the repository's changes also bounds how long ago the last mark may have been heard.
       let subscribed = false
-      let heardMark: bigint | undefined
+      const heardMarks = new Map<string, bigint>()
       let localTrustedUntil = Infinity
       const broadcast = (message: string) =>
         Effect.tryPromise({
@@ -424,7 +426,7 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
       const lost = () => {
         if (subscribed) tiered.forgetAllLocal()
         subscribed = false
-        heardMark = undefined
+        heardMarks.clear()
       }
       subscriber.on("close", lost)
       subscriber.on("end", lost)
@@ -444,8 +446,11 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         try {
           const keys: unknown = JSON.parse(message)
           if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
-          else if (typeof keys === "object" && keys !== null && "mark" in keys && typeof keys.mark === "string") {
-            Queue.unsafeOffer(heard, BigInt(keys.mark))
+          else if (
+            typeof keys === "object" && keys !== null && "mark" in keys && typeof keys.mark === "string" &&
+            DECIMAL_MARK.test(keys.mark) && "name" in keys && typeof keys.name === "string"
+          ) {
+            Queue.unsafeOffer(heard, { name: keys.name, mark: BigInt(keys.mark) })
           } else lost()
         } catch {
           lost()
@@ -458,9 +463,12 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
       ).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
       yield* Queue.take(heard).pipe(
         Effect.flatMap((message) =>
-          typeof message === "bigint"
+          "mark" in message
             ? Effect.sync(() => {
-              if (subscribed && (heardMark === undefined || message > heardMark)) heardMark = message
+              const known = heardMarks.get(message.name)
+              if (subscribed && (known === undefined || message.mark > known)) {
+                heardMarks.set(message.name, message.mark)
+              }
             })
             : tiered.dropLocal(message)
         ),
@@ -468,13 +476,15 @@ export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
         Effect.forkScoped
       )
       const marks: Marks = {
-        read: shared.marks?.read ?? Effect.succeedNone,
+        read: (name) => shared.marks?.read(name) ?? Effect.succeedNone,
         // The mark is broadcast after the keys below it were: an instance that hears it has dropped them all.
-        advance: (from, to) =>
-          Effect.flatMap(shared.marks?.advance(from, to) ?? Effect.succeed(false), (covered) =>
-            covered ? Effect.as(broadcast(JSON.stringify({ mark: to })), true) : Effect.succeed(false)),
-        heard: () =>
-          heardMark,
+        advance: (name, from, to) =>
+          Effect.flatMap(
+            shared.marks?.advance(name, from, to) ?? Effect.succeed(false),
+            (covered) =>
+              covered ? Effect.as(broadcast(JSON.stringify({ name, mark: to })), true) : Effect.succeed(false)
+          ),
+        heard: (name) => heardMarks.get(name),
         trustLocalUntil: (millis) => {
           localTrustedUntil = millis
         }

@@ -306,8 +306,6 @@ const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 const DEFAULT_MAX_STALENESS = Duration.seconds(2)
 const DEFAULT_WARNING_INTERVAL = Duration.seconds(30)
 const DEFAULT_FRESHNESS_INTERVAL = Duration.millis(250)
-/** Event ids remembered as invalidated inline, the oldest forgotten first. */
-const MAX_APPLIED_INLINE = 10_000
 
 /**
  * The cached repository over the `TenantRepository` and the `CacheStore` it is given. Its loads run in fibers
@@ -751,29 +749,19 @@ export const make = (
           })
       )
 
-    // Events whose keys this process invalidated itself: the change feed need not invalidate them again (each
-    // time it did, a value filled since would be dropped for nothing).
-    const appliedInline = new Set<string>()
-    const markApplied = (events: ReadonlyArray<TenantEvent>) => {
-      for (const event of events) appliedInline.add(event.eventId)
-      for (const eventId of appliedInline) {
-        if (appliedInline.size <= MAX_APPLIED_INLINE) break
-        appliedInline.delete(eventId)
-      }
-    }
-
     const feed = yield* Effect.serviceOption(ChangeFeed)
     const freshness = Option.isSome(feed) && store.marks !== undefined
       ? makeFreshness({
         feed: feed.value,
         store,
         marks: store.marks,
+        // Caches under different prefixes in one store follow their own changes: each keeps its own mark.
+        markName: prefix,
         guarded,
         maxStaleness: Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS),
         interval: Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
         window: Duration.millis(Math.max(foundMillis, absentMillis) * (1 + jitter) + 60_000),
-        keysOf: keysOfChanges,
-        appliedInline: (eventId) => appliedInline.has(eventId)
+        keysOf: keysOfChanges
       })
       : undefined
     // Whether the store may be read: always, when there is nothing to follow.
@@ -824,12 +812,7 @@ export const make = (
         }
         const entries = (keys: Map<string, TenantCache.Lookup>): Keys =>
           Array.from(keys, ([key, lookup]) => [lookup, key] as const)
-        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids))).pipe(
-          Effect.zipRight(Effect.sync(() => {
-            // Applied inline only if nothing is left pending for these keys.
-            if (![...lookups.keys(), ...ids.keys()].some((key) => pending.has(key))) markApplied(events)
-          }))
-        )
+        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids)))
       }
 
     return TenantRepository.TenantRepository.of({

@@ -14,6 +14,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { PgWatchdog, watchedSocket } from "./internal/pgSocket.js"
 
 /**
@@ -64,13 +65,21 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => {
  * @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
-  Layer.merge(
+  usesTls(options) ? PgClient.layer(clientConfig(options)) : Layer.merge(
     PgClient.layer(clientConfig(options)),
     Layer.succeed(PgWatchdog, {
       statementBoundMillis: Duration.toMillis(Duration.decode(options.connectTimeout ?? defaults.connectTimeout)) +
         Duration.toMillis(queryTimeoutOf(options))
     })
   )
+
+/**
+ * Over TLS the driver hands the socket to Node's TLS layer, which reads and writes past the watchdog: the
+ * repository then keeps its own deadline around every statement.
+ */
+const usesTls = (options: Options): boolean =>
+  (options.ssl !== undefined && options.ssl !== false) ||
+  (options.url !== undefined && /[?&](ssl|sslmode)=(?!disable|false|0)/i.test(Redacted.value(options.url)))
 
 /**
  * The client configured from the environment:

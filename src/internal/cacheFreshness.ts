@@ -37,8 +37,8 @@ export interface FreshnessOptions {
   readonly window: Duration.Duration
   /** The keys a change touched: code and domain keys before id keys. */
   readonly keysOf: (changes: ReadonlyArray<ChangeFeed.Change>) => ReadonlyArray<string>
-  /** Whether this process already applied this event's invalidation inline, so the feed need not again. */
-  readonly appliedInline: (eventId: string) => boolean
+  /** Which mark: the cache's key prefix, so that caches sharing a store do not share a mark. */
+  readonly markName: string
 }
 
 export interface Freshness {
@@ -47,6 +47,8 @@ export interface Freshness {
   /** One poll, applied and confirmed; fails when the feed or the store fails. */
   readonly poll: Effect.Effect<void, CacheError | RepositoryError>
 }
+
+const DECIMAL = /^[0-9]{1,19}$/
 
 /** Changes taken per poll; a backlog is worked through in polls that follow at once. */
 const POLL_LIMIT = 1000
@@ -70,9 +72,10 @@ export const makeFreshness = (options: FreshnessOptions): Freshness => {
   const confirm = (mark: bigint) => {
     const at = confirmedAt(mark)
     if (at !== undefined) trustedUntil = Math.max(trustedUntil, at + maxStalenessMillis)
-    const heard = options.marks.heard?.()
+    const heard = options.marks.heard?.(options.markName)
     const heardAt = heard === undefined ? undefined : confirmedAt(heard)
-    if (heardAt !== undefined) options.marks.trustLocalUntil?.(heardAt + maxStalenessMillis)
+    // Nothing heard yet (just subscribed): the memory tier waits for the first mark.
+    options.marks.trustLocalUntil?.(heardAt === undefined ? 0 : heardAt + maxStalenessMillis)
   }
 
   const guardedCall = <A>(call: Effect.Effect<A, CacheError>) =>
@@ -87,15 +90,18 @@ export const makeFreshness = (options: FreshnessOptions): Freshness => {
   const pollOnce: Effect.Effect<boolean, CacheError | RepositoryError | "BreakerOpen"> = Effect.gen(function*() {
     // The wall clock, not Effect's: the bound is on real time, and a test clock must not stretch it.
     const startedAt = Date.now()
-    const stored = yield* guardedCall(options.marks.read)
-    const from = Option.isSome(stored) ? BigInt(stored.value) : yield* options.feed.start(options.window)
+    const stored = Option.getOrUndefined(yield* guardedCall(options.marks.read(options.markName)))
+    // A mark that is not a decimal integer (written by something else) counts as none, and is replaced.
+    const from = stored !== undefined && DECIMAL.test(stored)
+      ? BigInt(stored)
+      : yield* options.feed.start(options.window)
     const poll = yield* options.feed.poll(from, POLL_LIMIT)
     samples.push({ at: startedAt, head: poll.head })
     if (samples.length > SAMPLES) samples.shift()
-    const keys = options.keysOf(poll.changes.filter((change) => !options.appliedInline(change.eventId)))
+    const keys = options.keysOf(poll.changes)
     if (keys.length > 0) yield* guardedCall(options.store.invalidate(keys))
     const advanced = yield* guardedCall(
-      options.marks.advance(Option.getOrUndefined(stored), String(poll.next))
+      options.marks.advance(options.markName, stored, String(poll.next))
     )
     if (advanced) confirm(poll.next)
     return poll.changes.length >= POLL_LIMIT

@@ -555,11 +555,11 @@ export const makePgStore = (options: PgStoreOptions) =>
     const changes: ChangeFeed.Service = {
       start: (window) =>
         sql<{ mark: string }>`
-          SELECT COALESCE(
+          SELECT LEAST(
             (SELECT min(xid) FROM tenant_outbox WHERE recorded_at >= now() - ${
           Duration.toMillis(window)
         } * interval '1 millisecond'),
-            pg_snapshot_xmax(pg_current_snapshot())
+            pg_snapshot_xmin(pg_current_snapshot())
           )::text AS mark`.pipe(
           Effect.map((rows) => BigInt(rows[0]?.mark ?? "0")),
           Effect.mapError(storeFailure("changes.start")),

@@ -50,7 +50,8 @@ if (current == false and ARGV[1] == '') or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2])
   return 1
 end
-if current ~= false and tonumber(current) >= tonumber(ARGV[2]) then return 1 end
+local stored = current and tonumber(current)
+if stored and stored >= tonumber(ARGV[2]) then return 1 end
 return 0`)
 
 const reasonOf = (error: unknown): CacheError["reason"] => {
@@ -139,12 +140,12 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
       )
   )
 
-  // One key for the mark, in a slot of its own: the script that moves it touches nothing else.
-  const markKey = `${options.prefix}{tenant-cache:mark}`
+  // One key per mark, in a slot of its own: the script that moves it touches nothing else.
+  const markKey = (name: string) => `${options.prefix}{tenant-cache:mark:${name}}`
   const marks: CacheStore.Marks = {
-    read: Effect.map(call("marks.read", () => client.get(markKey)), Option.fromNullable),
-    advance: (from, to) =>
-      Effect.map(run("marks.advance", ADVANCE_MARK, [markKey], [from ?? "", to]), (reply) => reply === 1)
+    read: (name) => Effect.map(call("marks.read", () => client.get(markKey(name))), Option.fromNullable),
+    advance: (name, from, to) =>
+      Effect.map(run("marks.advance", ADVANCE_MARK, [markKey(name)], [from ?? "", to]), (reply) => reply === 1)
   }
 
   return {
