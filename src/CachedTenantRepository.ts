@@ -305,6 +305,8 @@ const DEFAULT_BREAKER_COOLDOWN = Duration.seconds(5)
 const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 const DEFAULT_MAX_STALENESS = Duration.seconds(2)
 const DEFAULT_WARNING_INTERVAL = Duration.seconds(30)
+/** Event ids remembered as invalidated inline, the oldest forgotten first. */
+const MAX_APPLIED_INLINE = 10_000
 const DEFAULT_FRESHNESS_INTERVAL = Duration.millis(250)
 
 /**
@@ -749,6 +751,17 @@ export const make = (
           })
       )
 
+    // Events whose keys this process invalidated itself: its feed need not invalidate them again (each time it did,
+    // a value filled since would be dropped for nothing), unless the store is found rewound.
+    const appliedInline = new Set<string>()
+    const markApplied = (events: ReadonlyArray<TenantEvent>) => {
+      for (const event of events) appliedInline.add(event.eventId)
+      for (const eventId of appliedInline) {
+        if (appliedInline.size <= MAX_APPLIED_INLINE) break
+        appliedInline.delete(eventId)
+      }
+    }
+
     const feed = yield* Effect.serviceOption(ChangeFeed)
     const freshness = Option.isSome(feed) && store.marks !== undefined
       ? makeFreshness({
@@ -757,6 +770,8 @@ export const make = (
         marks: store.marks,
         // Caches under different prefixes in one store follow their own changes: each keeps its own mark.
         markName: prefix,
+        appliedInline: (eventId) => appliedInline.has(eventId),
+        forgetInline: () => appliedInline.clear(),
         guarded,
         maxStaleness: Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS),
         interval: Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
@@ -812,7 +827,12 @@ export const make = (
         }
         const entries = (keys: Map<string, TenantCache.Lookup>): Keys =>
           Array.from(keys, ([key, lookup]) => [lookup, key] as const)
-        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids)))
+        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids))).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            // Applied inline only if none of the keys is left pending.
+            if (![...lookups.keys(), ...ids.keys()].some((key) => pending.has(key))) markApplied(events)
+          }))
+        )
       }
 
     return TenantRepository.TenantRepository.of({

@@ -39,6 +39,10 @@ export interface FreshnessOptions {
   readonly keysOf: (changes: ReadonlyArray<ChangeFeed.Change>) => ReadonlyArray<string>
   /** Which mark: the cache's key prefix, so that caches sharing a store do not share a mark. */
   readonly markName: string
+  /** Whether this process invalidated this event's keys itself, so that the feed need not do it again. */
+  readonly appliedInline: (eventId: string) => boolean
+  /** The store went back in time (restored from a snapshot): what was invalidated inline may be undone. */
+  readonly forgetInline: () => void
 }
 
 export interface Freshness {
@@ -57,6 +61,8 @@ const SAMPLES = 64
 
 export const makeFreshness = (options: FreshnessOptions): Freshness => {
   const maxStalenessMillis = Duration.toMillis(options.maxStaleness)
+  // The highest mark this process has seen stored: one lower (or none) later means the store was rewound.
+  let highestSeen: bigint | undefined
   const samples: Array<{ readonly at: number; readonly head: bigint }> = []
   let trustedUntil = 0
 
@@ -92,18 +98,24 @@ export const makeFreshness = (options: FreshnessOptions): Freshness => {
     const startedAt = Date.now()
     const stored = Option.getOrUndefined(yield* guardedCall(options.marks.read(options.markName)))
     // A mark that is not a decimal integer (written by something else) counts as none, and is replaced.
-    const from = stored !== undefined && DECIMAL.test(stored)
-      ? BigInt(stored)
-      : yield* options.feed.start(options.window)
+    const storedMark = stored !== undefined && DECIMAL.test(stored) ? BigInt(stored) : undefined
+    if (highestSeen !== undefined && (storedMark === undefined || storedMark < highestSeen)) {
+      options.forgetInline()
+      highestSeen = storedMark
+    }
+    const from = storedMark ?? (yield* options.feed.start(options.window))
     const poll = yield* options.feed.poll(from, POLL_LIMIT)
     samples.push({ at: startedAt, head: poll.head })
     if (samples.length > SAMPLES) samples.shift()
-    const keys = options.keysOf(poll.changes)
+    const keys = options.keysOf(poll.changes.filter((change) => !options.appliedInline(change.eventId)))
     if (keys.length > 0) yield* guardedCall(options.store.invalidate(keys))
     const advanced = yield* guardedCall(
       options.marks.advance(options.markName, stored, String(poll.next))
     )
-    if (advanced) confirm(poll.next)
+    if (advanced) {
+      if (highestSeen === undefined || poll.next > highestSeen) highestSeen = poll.next
+      confirm(poll.next)
+    }
     return poll.changes.length >= POLL_LIMIT
   })
 
