@@ -1,5 +1,4 @@
 import { assert, describe, it } from "@effect/vitest"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -27,7 +26,6 @@ describe("a mark that is not a number", () => {
       const admin = new Redis(url)
       yield* Effect.promise(() => admin.set(`${prefix}{tenant-cache:mark:}`, "not-a-number", "PX", 60_000))
       const exit = yield* Effect.exit(build(prefix))
-      console.log("startup exit:", Exit.isSuccess(exit) ? "success" : Cause.pretty(exit.cause).split("\n")[0])
       admin.disconnect()
       assert.isTrue(Exit.isSuccess(exit))
     })))
@@ -42,7 +40,6 @@ describe("a mark that is not a number", () => {
       yield* Effect.promise(() => admin.set(`${prefix}{tenant-cache:mark:}`, "oops", "PX", 1_000))
       yield* Effect.sleep("3 seconds") // the bad value expired long ago
       const mark = yield* Effect.promise(() => admin.get(`${prefix}{tenant-cache:mark:}`))
-      console.log("mark 2 s after the bad value expired:", mark)
       admin.disconnect()
       assert.isNotNull(mark)
     })))

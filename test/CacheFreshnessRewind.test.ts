@@ -75,21 +75,17 @@ describe("store rewound from an RDB snapshot", () => {
         yield* a.save(next.tenant, [next.event], tenant.version)
         assert.deepStrictEqual(Option.map(yield* a.findById(tenant.id), (t) => t.version), Option.some(2))
         yield* Effect.sleep("700 millis")
-        console.log("mark before kill", yield* Effect.promise(() => admin.get("rw:{tenant-cache:mark}")))
         admin.disconnect()
         yield* Effect.promise(kill)
         yield* Effect.promise(start)
         const admin2 = new Redis(`redis://127.0.0.1:${port}`)
-        console.log("mark after restart", yield* Effect.promise(() => admin2.get("rw:{tenant-cache:mark}")))
         yield* Effect.sleep("7 seconds")
-        console.log("mark later", yield* Effect.promise(() => admin2.get("rw:{tenant-cache:mark}")))
         admin2.disconnect()
         const versions: Array<number> = []
         for (let i = 0; i < 5; i++) {
           versions.push(Option.getOrThrow(yield* a.findById(tenant.id)).version)
           yield* Effect.sleep("300 millis")
         }
-        console.log("versions read after the restart", versions)
         assert.deepStrictEqual(versions, [2, 2, 2, 2, 2])
       })),
     { timeout: 30_000 }

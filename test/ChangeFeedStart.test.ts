@@ -52,7 +52,6 @@ describe("change feed start while a write is in flight", () => {
           mark = poll.next
           yield* Effect.sleep("100 millis")
         }
-        console.log("start", String(from), "final mark", String(mark), "seen", seen.length)
         assert.include(seen, event.eventId)
       })),
     { timeout: 30_000 }

@@ -18,12 +18,6 @@ describe("a stamp reused for the same kind of change at the next version", () =>
       yield* repo.save(first.tenant, [first.event], tenant.version)
       const second = Option.getOrThrow(yield* TenantLifecycle.update(first.tenant, { name: "Second" }, stamp))
       const exit = yield* Effect.exit(repo.save(second.tenant, [second.event], first.tenant.version))
-      console.log(
-        "exit",
-        Exit.isSuccess(exit) ? "success" : Cause.isDie(exit.cause) ? "die" : "fail",
-        "stored name",
-        Option.getOrThrow(yield* repo.findById(tenant.id)).name
-      )
       assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
     }).pipe(Effect.provide(TenantRepository.layerMemory)))
 })
