@@ -103,13 +103,18 @@ export const TenantCode = Schema.String.pipe(
   Schema.annotations({ identifier: "TenantCode" })
 )
 
+// Only A-Z: `toLowerCase` maps some other characters into a-z (the Kelvin sign to `k`, `İ` to `i` and a mark),
+// which would let a look-alike pass as a plain letter.
+const asciiLowerCase = (input: string): string => input.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())
+
 /**
- * Normalises a code the way users type it: trimmed, lower-cased, `_` and whitespace turned into `-`.
+ * Normalises a code the way users type it: trimmed, A-Z lower-cased, spaces and `_` turned into `-`. Other
+ * characters are kept, for the code's rules to refuse.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const normalizeCode = (input: string): string => input.trim().toLowerCase().replace(/[_\s]/g, "-")
+export const normalizeCode = (input: string): string => asciiLowerCase(input.trim()).replace(/[_ ]/g, "-")
 
 /**
  * Decodes a user-typed code into a {@link TenantCode}: `" My_Tenant "` becomes `"my-tenant"`.
@@ -166,30 +171,57 @@ export const TenantNameFromInput = Schema.transform(Schema.String, TenantName, {
   encode: (name) => name
 })
 
-const EMAIL_PATTERN = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:".]+$/
+const HOSTNAME_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+const NUMERIC_LAST_LABEL = /\.\d+$/
+const isHostname = (value: unknown): value is string =>
+  typeof value === "string" && value.length <= 253 && HOSTNAME_PATTERN.test(value) && !NUMERIC_LAST_LABEL.test(value)
+
+// RFC 5321's Mailbox without its rarely deliverable forms: a dot-string local part (no quoted strings) and a
+// domain name (no address literals), all in ASCII, since SMTPUTF8 is not supported.
+const LOCAL_PART = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/
+const ENCODED_WORD = /=\?.*\?=/
+
+const emailProblem = (email: string): string | undefined => {
+  if (email.length > 254) return "must be at most 254 characters"
+  const at = email.lastIndexOf("@")
+  if (at <= 0 || at === email.length - 1) return "must be an e-mail address such as admin@example.com"
+  const local = email.slice(0, at)
+  const domain = email.slice(at + 1)
+  if (!LOCAL_PART.test(local)) {
+    return "must be an e-mail address such as admin@example.com: before the @ only ASCII letters, digits, " +
+      "!#$%&'*+-/=?^_`{|}~ and single dots between them"
+  }
+  if (local.length > 64) return "must have at most 64 characters before the @"
+  if (ENCODED_WORD.test(local)) return "must not contain an encoded word (=?...?=) before the @"
+  if (!isHostname(asciiLowerCase(domain))) {
+    return "must have a host name such as example.com after the @ (use the xn-- form for non-ASCII names)"
+  }
+  return undefined
+}
 
 /**
- * An e-mail address: one `@`, a dotted domain, no whitespace, at most 254 characters. The domain part is
- * lower-cased by {@link EmailFromInput}.
+ * An e-mail address as SMTP servers accept it (RFC 5321, ASCII only: SMTPUTF8 is not supported): at most 64
+ * characters of letters, digits, `!#$%&'*+-/=?^_\`{|}~` and single dots before the `@` (no quoted strings, no
+ * encoded words), a host name after it (internationalised names in their `xn--` form; no address literals), at
+ * most 254 characters. The domain part is lower-cased by {@link EmailFromInput}.
  *
  * @since 0.1.0
  * @category models
  */
-export const Email = StorableText.pipe(
-  Schema.maxLength(254, { message: () => "must be at most 254 characters" }),
-  Schema.pattern(EMAIL_PATTERN, {
-    message: () => "must be an e-mail address such as admin@example.com"
-  }),
+export const Email = Schema.String.pipe(
+  Schema.filter((email) => emailProblem(email) ?? true),
   Schema.annotations({ identifier: "Email" })
 )
 
 const normalizeEmail = (input: string): string => {
   const trimmed = input.trim()
   const at = trimmed.lastIndexOf("@")
-  return at < 0 ? trimmed : trimmed.slice(0, at) + trimmed.slice(at).toLowerCase()
+  return at < 0 ? trimmed : trimmed.slice(0, at) + asciiLowerCase(trimmed.slice(at))
 }
 
 /**
+ * Decodes a typed e-mail address into an {@link Email}: trimmed, its domain lower-cased.
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -268,9 +300,6 @@ export const TenantContactFromInput = Schema.Struct({
   locale: Schema.optionalWith(Locale, { exact: true, default: () => "en" as const })
 })
 
-const HOSTNAME_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
-const NUMERIC_LAST_LABEL = /\.\d+$/
-
 /**
  * A host name in ASCII (internationalised names in their `xn--` form): lower case, at least two labels of
  * 1-63 letters, digits and inner hyphens, at most 253 characters, not ending in a numeric label.
@@ -305,7 +334,7 @@ export const HostnameFromInput = Schema.transform(Schema.String, Hostname, {
  * @since 0.1.0
  * @category constructors
  */
-export const normalizeHostname = (input: string): string => input.trim().toLowerCase().replace(/\.$/, "")
+export const normalizeHostname = (input: string): string => asciiLowerCase(input.trim()).replace(/\.$/, "")
 
 /**
  * The most keys a tenant's settings may hold.
@@ -334,7 +363,7 @@ export const SettingValue = Schema.Union(
   Schema.Finite,
   Schema.Boolean,
   Schema.Null
-)
+).annotations({ description: "text of at most 2000 characters, a finite number, true, false or null" })
 
 /**
  * @since 0.1.0
@@ -343,16 +372,21 @@ export const SettingValue = Schema.Union(
 export type SettingValue = typeof SettingValue.Type
 
 const SETTING_KEY = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/
+const SETTINGS_SHAPE = `a JSON object of at most ${SETTINGS_MAX_KEYS} keys`
 
-/**
- * A tenant's settings: a flat record from keys (`ui.theme`, `max_users`: a letter, then letters, digits,
- * `.`, `_` or `-`, at most 64 characters) to {@link SettingValue}s, with at most {@link SETTINGS_MAX_KEYS}
- * keys and {@link SETTINGS_MAX_BYTES} bytes of JSON.
- *
- * @since 0.1.0
- * @category models
- */
-export const TenantSettings = Schema.Record({ key: Schema.String, value: SettingValue }).pipe(
+const isPlainObject = (input: unknown): input is { readonly [key: string]: SettingValue } => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return false
+  const prototype: unknown = Object.getPrototypeOf(input)
+  return prototype === Object.prototype || prototype === null
+}
+
+// Checked before the record's values: an object of a million keys is refused by its size, not after a million
+// values were checked. A date, a map or a class instance is refused rather than read as an empty object.
+const SettingsObject = Schema.declare(isPlainObject, { description: SETTINGS_SHAPE }).pipe(
+  Schema.filter((settings) => Object.keys(settings).length <= SETTINGS_MAX_KEYS || `must be ${SETTINGS_SHAPE}`)
+)
+
+const SettingsRecord = Schema.Record({ key: Schema.String, value: SettingValue }).pipe(
   // Keys are checked here, not by the record's key schema: Schema.Record drops keys that fail the key schema
   // as excess properties, which would lose a stored setting silently instead of refusing it.
   Schema.filter((settings) =>
@@ -363,15 +397,51 @@ export const TenantSettings = Schema.Record({ key: Schema.String, value: Setting
         message: "setting keys start with a letter and hold at most 64 letters, digits, '.', '_' or '-'"
       }))
   ),
-  Schema.filter((settings) =>
-    Object.keys(settings).length <= SETTINGS_MAX_KEYS || `must hold at most ${SETTINGS_MAX_KEYS} keys`
-  ),
+  Schema.filter((settings) => Object.keys(settings).length <= SETTINGS_MAX_KEYS || `must be ${SETTINGS_SHAPE}`),
   Schema.filter((settings) =>
     utf8.encode(JSON.stringify(settings)).length <= SETTINGS_MAX_BYTES ||
     `must take at most ${SETTINGS_MAX_BYTES} bytes as JSON`
-  ),
-  Schema.annotations({ identifier: "TenantSettings" })
+  )
 )
+
+const inKeyOrder = (keys: ReadonlyArray<string>): boolean => {
+  let previous = ""
+  for (const key of keys) {
+    if (key < previous) return false
+    previous = key
+  }
+  return true
+}
+
+/**
+ * Settings with their keys in ascending order (setting keys are ASCII, so this is also code point order): the
+ * one order every layer gives them back in. PostgreSQL's `jsonb` keeps its own order, and a JavaScript object
+ * the order its keys were added in; without one order, equal settings would print as different JSON.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const canonicalSettings = <S extends { readonly [key: string]: SettingValue }>(settings: S): S => {
+  const keys = Object.keys(settings)
+  if (inKeyOrder(keys)) return settings
+  const sorted: Record<string, SettingValue> = {}
+  for (const key of keys.sort()) sorted[key] = settings[key] as SettingValue
+  return sorted as S
+}
+
+/**
+ * A tenant's settings: a flat record from keys (`ui.theme`, `max_users`: a letter, then letters, digits,
+ * `.`, `_` or `-`, at most 64 characters) to {@link SettingValue}s, with at most {@link SETTINGS_MAX_KEYS}
+ * keys and {@link SETTINGS_MAX_BYTES} bytes of JSON. Decoding puts the keys in {@link canonicalSettings} order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TenantSettings = Schema.transform(
+  Schema.compose(SettingsObject, SettingsRecord, { strict: false }),
+  Schema.typeSchema(SettingsRecord),
+  { strict: true, decode: canonicalSettings, encode: (settings) => settings }
+).annotations({ identifier: "TenantSettings" })
 
 /**
  * @since 0.1.0
@@ -533,8 +603,6 @@ const isName = (value: unknown): value is string => {
   return length >= 2 && length <= 100 && value === normalizeName(value) && NAME_CHARACTERS.test(value) &&
     NAME_HAS_LETTER_OR_DIGIT.test(value)
 }
-const isHostname = (value: unknown): value is string =>
-  typeof value === "string" && value.length <= 253 && HOSTNAME_PATTERN.test(value) && !NUMERIC_LAST_LABEL.test(value)
 const isSettingValue = (value: unknown): boolean =>
   value === null || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value)) ||
   (typeof value === "string" && value.length <= 2000 && isStorable(value))
@@ -545,7 +613,7 @@ const quickContact = (value: unknown): Props["contact"] | undefined => {
   const locale = own(value, "locale")
   const phone = own(value, "phone")
   if (
-    typeof email !== "string" || email.length > 254 || !isStorable(email) || !EMAIL_PATTERN.test(email) ||
+    typeof email !== "string" || emailProblem(email) !== undefined ||
     !LOCALES.has(locale)
   ) return undefined
   if (!has(value, "phone")) return { email, locale: locale as Locale }
@@ -570,7 +638,7 @@ const quickSettings = (value: unknown): Props["settings"] | undefined => {
     bound += key.length + 4 + (typeof setting === "string" ? setting.length * 6 + 2 : 24)
   }
   return bound <= SETTINGS_MAX_BYTES || utf8.encode(JSON.stringify(settings)).length <= SETTINGS_MAX_BYTES
-    ? settings
+    ? canonicalSettings(settings)
     : undefined
 }
 
@@ -630,7 +698,8 @@ const quickProps = (value: unknown): Props | undefined => {
 
 /**
  * Rebuilds a tenant from stored fields (dates as `Date`s, optional fields absent): the reconstitution path that
- * storage uses. It checks every field and the aggregate's invariant, and raises no event.
+ * storage uses. It checks every field and the aggregate's invariant, puts the settings in
+ * {@link canonicalSettings} order, and raises no event.
  *
  * @since 0.1.0
  * @category constructors
@@ -638,7 +707,11 @@ const quickProps = (value: unknown): Props | undefined => {
 export const reconstitute = (props: unknown): Either.Either<Tenant, ParseResult.ParseError> => {
   const valid = quickProps(props)
   return valid === undefined
-    ? Either.map(validateProps(props), (checked) => new Tenant(checked, { disableValidation: true }))
+    ? Either.map(
+      validateProps(props),
+      (checked) =>
+        new Tenant({ ...checked, settings: canonicalSettings(checked.settings) }, { disableValidation: true })
+    )
     : Either.right(instanceOf(valid))
 }
 

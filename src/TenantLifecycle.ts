@@ -42,6 +42,7 @@ import type { TenantContact, TenantSettings } from "./Tenant.js"
 import {
   Actor,
   CreateTenantInput,
+  isTenantId,
   Reason,
   Tenant,
   TenantId,
@@ -74,7 +75,7 @@ export class Stamp extends Schema.Class<Stamp>("tenant-infra/Stamp")({
 
 const decodeStampInput = InvalidInput.decode(
   "stamp",
-  Schema.Struct({ actor: Actor, reason: Schema.optionalWith(Reason, { exact: true }) })
+  Schema.Struct({ actor: Actor, reason: Schema.optional(Reason) })
 )
 
 /**
@@ -89,10 +90,15 @@ export const stamp = (by: {
   readonly reason?: string | undefined
 }): Effect.Effect<Stamp, InvalidInput.InvalidInput> =>
   Effect.flatMap(
-    decodeStampInput(by.reason === undefined ? { actor: by.actor } : by),
-    (valid) =>
+    decodeStampInput(by),
+    ({ actor, reason }) =>
       Effect.map(Clock.currentTimeMillis, (millis) =>
-        new Stamp({ ...valid, eventId: randomUUID(), at: new Date(millis) }))
+        new Stamp({
+          actor,
+          ...(reason === undefined ? {} : { reason }),
+          eventId: randomUUID(),
+          at: new Date(millis)
+        }))
   )
 
 /**
@@ -191,6 +197,16 @@ const eventBase = (tenant: Tenant, stamp: Stamp) => ({
 })
 
 const decodeCreateInput = InvalidInput.decode("tenant", CreateTenantInput)
+
+// Typed arguments a JavaScript caller may still get wrong: refused like bad input, rather than thrown from the
+// tenant's constructor.
+const misusedArguments = (subject: string, id: unknown, stamp: unknown): InvalidInput.InvalidInput | undefined => {
+  if (!isTenantId(id)) return InvalidInput.InvalidInput.single(subject, ["id"], "must be a tenant id from newTenantId")
+  if (!(stamp instanceof Stamp)) {
+    return InvalidInput.InvalidInput.single(subject, ["stamp"], "must be a Stamp from TenantLifecycle.stamp")
+  }
+  return undefined
+}
 const decodeUpdateInput = InvalidInput.decode("tenant update", UpdateTenantInput)
 
 /**
@@ -204,8 +220,10 @@ export const create = (
   id: TenantId,
   input: unknown,
   stamp: Stamp
-): Either.Either<Transition<TenantCreated>, InvalidInput.InvalidInput> =>
-  Either.map(decodeCreateInput(input), (fields) => {
+): Either.Either<Transition<TenantCreated>, InvalidInput.InvalidInput> => {
+  const misuse = misusedArguments("tenant", id, stamp)
+  if (misuse !== undefined) return Either.left(misuse)
+  return Either.map(decodeCreateInput(input), (fields) => {
     const tenant = new Tenant({
       id,
       ...fields,
@@ -216,6 +234,7 @@ export const create = (
     })
     return { tenant, event: new TenantCreated(eventBase(tenant, stamp)) }
   })
+}
 
 const sameContact = (a: TenantContact, b: TenantContact): boolean =>
   a.email === b.email && a.phone === b.phone && a.locale === b.locale
@@ -243,6 +262,8 @@ export const update = (
   if (!canApply(tenant.status, "update")) {
     return Either.left(new InvalidTransition({ tenantId: tenant.id, status: tenant.status, operation: "update" }))
   }
+  const misuse = misusedArguments("tenant update", tenant.id, stamp)
+  if (misuse !== undefined) return Either.left(misuse)
   return Either.map(decodeUpdateInput(input), (patch) => {
     const changes: Array<UpdatedField> = []
     const next: { -readonly [K in keyof TenantProps]: TenantProps[K] } = propsOf(tenant)

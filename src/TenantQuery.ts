@@ -5,7 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import type { Tenant } from "./Tenant.js"
-import { TenantStatus, Timestamp } from "./Tenant.js"
+import { StorableText, TenantStatus, Timestamp } from "./Tenant.js"
 
 /**
  * The largest page `list` returns; asking for more is an `InvalidInput`, not a silently shorter page.
@@ -50,7 +50,8 @@ export type SortDirection = typeof SortDirection.Type
  *
  * - `status`: one status or several.
  * - `search`: case-insensitive text found anywhere in the name or the code; `%`, `_` and `\` are plain
- *   characters, not wildcards.
+ *   characters, not wildcards. At most 100 characters, with no NUL and no unpaired surrogate (text no tenant
+ *   field can hold, refused as it is on every layer).
  * - `createdFrom` (inclusive) and `createdBefore` (exclusive): a creation-time range.
  * - `includeDeleted` (default `false`): soft-deleted tenants are left out unless this is `true`; asking for
  *   `status: "deleted"` without it is an error rather than an empty page.
@@ -64,7 +65,7 @@ export type SortDirection = typeof SortDirection.Type
 export const ListQuery = Schema.Struct({
   status: Schema.optionalWith(Schema.Union(TenantStatus, Schema.NonEmptyArray(TenantStatus)), { exact: true }),
   search: Schema.optionalWith(
-    Schema.String.pipe(Schema.maxLength(100, { message: () => "must be at most 100 characters" })),
+    StorableText.pipe(Schema.maxLength(100, { message: () => "must be at most 100 characters" })),
     { exact: true }
   ),
   createdFrom: Schema.optionalWith(Timestamp, { exact: true }),

@@ -6,13 +6,13 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as InvalidInput from "../InvalidInput.js"
 import type { Tenant, TenantStatus } from "../Tenant.js"
-import { TenantId } from "../Tenant.js"
+import { Hostname, isTenantId, normalizeCode, normalizeHostname, TenantCode, TenantId } from "../Tenant.js"
 import type { TenantCreated, TenantEvent } from "../TenantEvent.js"
 import { MAX_LIST_LIMIT } from "../TenantOutbox.js"
 import type { Page } from "../TenantQuery.js"
 import { ListQuery } from "../TenantQuery.js"
 
-export const decodeListQuery = InvalidInput.decode("list query", ListQuery)
+export const decodeListQuery = InvalidInput.decode("list query", ListQuery, { dates: true })
 
 /** The lower-cased name that search matches and name sorting orders by. */
 export const nameKey = (name: string): string => name.toLowerCase()
@@ -89,7 +89,28 @@ export const zeroCounts = (): { -readonly [S in TenantStatus]: number } => ({
 })
 
 /** Ids that are not tenant ids can name no tenant; looking one up answers "none" instead of a database error. */
-export { isTenantId } from "../Tenant.js"
+export { isTenantId }
+
+const isTenantCode = Schema.is(TenantCode)
+const isHostname = Schema.is(Hostname)
+
+// A lookup whose input can name no tenant (not a string, from a caller in JavaScript; not a valid code or host
+// name once normalised: a NUL, a lone surrogate, megabytes of text) answers "none" on every layer without asking
+// its store: PostgreSQL refuses some of that text with an error, and a cache would spend its room on it.
+
+/** The code a lookup by code looks for, normalised, or undefined when the input can name no tenant. */
+export const codeToFind = (input: unknown): string | undefined => {
+  if (typeof input !== "string") return undefined
+  const code = normalizeCode(input)
+  return isTenantCode(code) ? code : undefined
+}
+
+/** The host name a lookup by domain looks for, normalised, or undefined when the input can name no tenant. */
+export const domainToFind = (input: unknown): string | undefined => {
+  if (typeof input !== "string") return undefined
+  const domain = normalizeHostname(input)
+  return isHostname(domain) ? domain : undefined
+}
 
 const statusAfter: Partial<Record<TenantEvent["_tag"], TenantStatus>> = {
   TenantCreated: "pending",
