@@ -70,10 +70,12 @@ export const copy = (input: unknown, options?: CopyOptions): Either.Either<unkno
   }
 
   const walk = (value: unknown): unknown => {
-    if (++values > limits.values) refuse(`holds too many values (more than ${limits.values})`)
+    if (++values > limits.values) refuse(`holds more than ${limits.values} values, far more than any valid input`)
     switch (typeof value) {
       case "string":
-        return value.length > limits.textLength ? refuse(`is too long (${value.length} characters)`) : value
+        return value.length > limits.textLength
+          ? refuse(`is ${value.length} characters long, far more than any field allows`)
+          : value
       case "function":
         return refuse("must be data, not a function")
       case "object":
@@ -84,14 +86,16 @@ export const copy = (input: unknown, options?: CopyOptions): Either.Either<unkno
   }
 
   const walkObject = (value: object): unknown => {
-    if (path.length >= limits.depth) refuse(`nests too deeply (more than ${limits.depth} levels)`)
+    if (path.length >= limits.depth) {
+      refuse(`nests more than ${limits.depth} levels deep, far more than any valid input`)
+    }
     if (ancestors.includes(value)) refuse("refers to itself")
     ancestors.push(value)
     let copied: unknown
     try {
       if (Array.isArray(value)) {
         const length = value.length
-        if (length > limits.items) refuse(`is a list of too many items (${length}; at most ${limits.items})`)
+        if (length > limits.items) refuse(`is a list of ${length} items, far more than any field allows`)
         const items: Array<unknown> = []
         for (let i = 0; i < length; i++) items.push(read(value, i))
         copied = items
@@ -101,7 +105,7 @@ export const copy = (input: unknown, options?: CopyOptions): Either.Either<unkno
         const prototype: unknown = Object.getPrototypeOf(value)
         if (prototype !== Object.prototype && prototype !== null) refuse(`must be plain data, not ${kindOf(value)}`)
         const keys = Object.keys(value)
-        if (keys.length > limits.keys) refuse(`has too many keys (${keys.length}; at most ${limits.keys})`)
+        if (keys.length > limits.keys) refuse(`has ${keys.length} keys, far more than any field allows`)
         const fields: Record<string, unknown> = {}
         for (const key of keys) {
           // Defined rather than assigned: a "__proto__" key from JSON.parse is an own field, not a prototype.
