@@ -21,7 +21,11 @@ import type { Misconfigured, SendError } from "./SendError.js"
 
 /**
  * One e-mail. `from` defaults to the layer's sender (`MAIL_FROM`). Header values (`subject`, `to`, `from`,
- * `headers`) must not hold line breaks or other control characters: such a message fails as `Permanent`.
+ * `headers` and their names) must not hold line breaks or other control characters (Unicode Cc, C1 controls
+ * such as U+0085 included), format characters (Cf: zero-width characters, bidirectional controls such as U+202E),
+ * line or paragraph separators (U+2028, U+2029) or halves of surrogate pairs, and the addresses in `to` and
+ * `from` no RFC 2047 encoded word (`=?utf-8?q?...?=@acme.test`): such a message fails as `Permanent`, on every
+ * layer, before any server sees it.
  *
  * @since 0.1.0
  * @category models
@@ -73,7 +77,8 @@ export class Mailer extends Context.Tag("tenant-infra/Mailer")<Mailer, Service>(
 
 export {
   /**
-   * Refuses a message whose header values hold line breaks or control characters.
+   * Refuses a message whose header values hold line breaks or control, format or bidirectional characters, or
+   * whose recipient or sender address holds an encoded word.
    *
    * @since 0.1.0
    * @category validation
@@ -160,9 +165,11 @@ export interface SmtpOptions {
 
 /**
  * Sends over SMTP with nodemailer: a pool of up to `maxConnections` connections, opened on demand, replaced
- * after `maxMessagesPerConnection` messages or when the server closes them, and closed with the layer's scope. Each send is one attempt whose failure says how far it got: a drop
- * before the body is `Transient`, a drop after the whole body and before the reply is `Ambiguous` (it is never
- * resent behind the caller's back). Fails to build with `Misconfigured` when the URL or the sender is unusable.
+ * after `maxMessagesPerConnection` messages or when the server closes them, and closed with the layer's scope.
+ * Each send is one attempt whose failure says how far it got: a drop before the body is `Transient`, a drop after
+ * the whole body and before the reply is `Ambiguous` (it is never resent behind the caller's back). Fails to build
+ * with `Misconfigured` when the URL or the sender is unusable (no address, or a character or encoded word that
+ * {@link checkHeaders} refuses).
  *
  * @since 0.1.0
  * @category layers

@@ -16,9 +16,11 @@
  * - HTML is built only with the {@link html} tagged template, which escapes every interpolated string; the only
  *   way to put markup into a message is a {@link SafeHtml} fragment, and only `html` makes those. A name such as
  *   `<script>alert(1)</script>` arrives as text.
- * - Subjects are headers: no control character, line break or bidirectional override from tenant data reaches
- *   them (runs of them become one space), and they stay within {@link SUBJECT_MAX_LENGTH} characters, the name
- *   being shortened with an ellipsis when needed.
+ * - Subjects are headers: no control character (Cc), line or paragraph separator (Zl, Zp) or other line break
+ *   from tenant data reaches them (runs of them become one space), nor any format character (Cf: zero-width
+ *   characters, the soft hyphen, bidirectional controls) or half of a surrogate pair (removed); and they stay
+ *   within {@link SUBJECT_MAX_LENGTH} characters, the name being shortened with an ellipsis when needed. So a
+ *   subject always passes `Mailer.checkHeaders`.
  * - The text part carries the values as they are, except that names, codes and actors are kept on one line (a
  *   name with a line break could otherwise forge a line of the message) and a reason keeps its line breaks.
  * - The SMS fits {@link SMS_MAX_SEGMENTS} segment, shortening the tenant name rather than the fixed words.
@@ -171,18 +173,26 @@ const linesHtml = (text: string): SafeHtml => joinHtml(text.split("\n").map((lin
 // -----------------------------------------------------------------------------
 
 // Bidirectional controls can make a name read differently from what it is (a right-to-left override turns
-// "invoice‮fdp.exe" into "invoiceexe.pdf"); they have no business in a name, a code or a reason.
-const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu
+// "invoice‮fdp.exe" into "invoiceexe.pdf"); they have no business in a name, a code or a reason. Nor has the
+// byte order mark, an invisible character that `\s` would otherwise turn into a space.
+const INVISIBLE_MARKS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/gu
 const LINE_BREAKS = /\r\n|[\r\u2028\u2029\u0085]/gu
 const CONTROLS_AND_SPACE = /[\p{Cc}\p{Z}\s]+/gu
 const CONTROLS_BUT_NEWLINE = /[^\P{Cc}\n\t]/gu
 
 /** One line: runs of control and space characters become one space. */
-const singleLine = (value: string): string => value.replace(BIDI_CONTROLS, "").replace(CONTROLS_AND_SPACE, " ").trim()
+const singleLine = (value: string): string => value.replace(INVISIBLE_MARKS, "").replace(CONTROLS_AND_SPACE, " ").trim()
+
+// In a header, invisible characters make it read differently from what it holds, and a lone surrogate cannot be
+// encoded; the body keeps zero-width joiners and non-joiners, which some scripts and emoji need.
+const INVISIBLE_OR_BROKEN = /[\p{Cf}\p{Cs}]/gu
+
+/** One line fit for a header: {@link singleLine} without format characters or lone surrogates. */
+const headerLine = (value: string): string => singleLine(value.replace(INVISIBLE_OR_BROKEN, ""))
 
 /** Several lines: line breaks unified to `\n`, other control characters dropped. */
 const multiLine = (value: string): string =>
-  value.replace(BIDI_CONTROLS, "").replace(LINE_BREAKS, "\n").replace(CONTROLS_BUT_NEWLINE, "").trim()
+  value.replace(INVISIBLE_MARKS, "").replace(LINE_BREAKS, "\n").replace(CONTROLS_BUT_NEWLINE, "").trim()
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" })
 
@@ -212,10 +222,10 @@ const VALUE_MAX_LENGTH = 200
 
 /** The subject `render` makes around `name`, shortening the name until the subject fits. */
 const subjectLine = (render: (name: string) => string, name: string): string => {
-  const full = singleLine(render(name))
+  const full = headerLine(render(name))
   if (codePointsOf(full) <= SUBJECT_MAX_LENGTH) return full
-  const room = SUBJECT_MAX_LENGTH - codePointsOf(singleLine(render("")))
-  return clip(singleLine(render(clip(name, Math.max(1, room)))), SUBJECT_MAX_LENGTH)
+  const room = SUBJECT_MAX_LENGTH - codePointsOf(headerLine(render("")))
+  return clip(headerLine(render(clip(headerLine(name), Math.max(1, room)))), SUBJECT_MAX_LENGTH)
 }
 
 /** UTC, to the second: `2024-03-01T09:00:00Z`. */

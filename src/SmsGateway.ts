@@ -140,6 +140,12 @@ export interface HttpOptions {
   readonly apiKey: Redacted.Redacted
   /** How long one request may take before it is abandoned (default 10 seconds). */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * Send the current trace's context to the gateway as `traceparent` and `b3` headers
+   * (`SMS_TRACE_PROPAGATION`; default false). The gateway is a third party: by default it learns none of our
+   * trace ids. The requests are traced on our side either way.
+   */
+  readonly tracePropagation?: boolean | undefined
 }
 
 /**
@@ -158,6 +164,9 @@ export interface HttpOptions {
  * | no answer within `requestTimeout` | `Ambiguous` (`ETIMEDOUT`) |
  * | a malformed URL, a final 3xx | `Misconfigured` |
  *
+ * No trace context is sent unless `tracePropagation` is set: the platform client would otherwise add
+ * `traceparent` and `b3` headers to every request.
+ *
  * Needs an `HttpClient` (for example `FetchHttpClient.layer` or `NodeHttpClient.layerUndici`).
  *
  * @since 0.1.0
@@ -167,8 +176,9 @@ export const layerHttp = (options: HttpOptions): Layer.Layer<SmsGateway, never, 
   Layer.effect(SmsGateway, makeHttpGateway(options))
 
 /**
- * `layerHttp` configured from the environment: `SMS_GATEWAY_URL`, `SMS_API_KEY` (a secret) and
- * `SMS_REQUEST_TIMEOUT` (default 10 seconds).
+ * `layerHttp` configured from the environment: `SMS_GATEWAY_URL`, `SMS_API_KEY` (a secret),
+ * `SMS_REQUEST_TIMEOUT` (default 10 seconds) and `SMS_TRACE_PROPAGATION` (`true` to send `traceparent` and `b3`
+ * headers to the gateway; default false).
  *
  * @since 0.1.0
  * @category layers
@@ -179,7 +189,8 @@ export const layerHttpConfig: Layer.Layer<SmsGateway, ConfigError.ConfigError, H
       Config.all({
         url: Config.string("SMS_GATEWAY_URL"),
         apiKey: Config.redacted("SMS_API_KEY"),
-        requestTimeout: Config.duration("SMS_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+        requestTimeout: Config.duration("SMS_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+        tracePropagation: Config.boolean("SMS_TRACE_PROPAGATION").pipe(Config.withDefault(false))
       }),
       layerHttp
     )

@@ -2,15 +2,46 @@
 /**
  * The `tenant-infra` executable (see `Cli`).
  *
+ * SIGTERM and SIGINT end it with exit code 0 whenever they arrive: while it loads (nothing has started, so it
+ * exits at once), while it connects or migrates, and while it runs (the command is interrupted and its scope
+ * closed: the relay lets the sends under way finish and releases its leases). A second signal during that stop
+ * does not cut it short.
+ *
  * @since 0.1.0
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
-import * as Cli from "./Cli.js"
+
+// Loading the program takes a while (hundreds of milliseconds under tsx), and until a listener exists Node dies
+// of the signal (exit 143). So the listeners come first and the program is imported after them: static imports
+// would be loaded before any line here runs.
+let onSignal = (): void => process.exit(0)
+const listener = () => onSignal()
+process.on("SIGTERM", listener)
+process.on("SIGINT", listener)
+// Shows in `ps` and `/proc/<pid>/comm`; it also tells a supervisor (or a test) that the listeners are in place.
+process.title = ["tenant-infra", ...process.argv.slice(2)].join(" ")
+
+const [NodeContext, NodeRuntime, Effect, Cli] = await Promise.all([
+  import("@effect/platform-node/NodeContext"),
+  import("@effect/platform-node/NodeRuntime"),
+  import("effect/Effect"),
+  import("./Cli.js")
+])
+
+// `runMain` interrupts the program on the first signal and then removes its own listeners; this one stays, so that
+// a second signal while the relay finishes its sends does not kill the process half-way through its stop.
+onSignal = () => {}
 
 // `Cli.run` reports failures and installs its own logger; the runtime's would print them a second time.
 Cli.run(process.argv).pipe(
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown: Cli.teardown })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) =>
+      Cli.teardown(exit, (code) => {
+        // Ended: a signal now, while Node waits for the handles left open, ends the process with this code.
+        onSignal = () => process.exit(code)
+        onExit(code)
+      })
+  })
 )

@@ -236,7 +236,9 @@ const fromRequestError = (error: HttpClientError.HttpClientError, scrub: (text: 
  * @see SmsGateway.layerHttp
  */
 export const makeHttpGateway = (options: HttpOptions): Effect.Effect<Service, never, HttpClient.HttpClient> =>
-  Effect.map(HttpClient.HttpClient, (client) => {
+  Effect.map(HttpClient.HttpClient, (platformClient) => {
+    // The platform client puts the current trace's ids on every request; the gateway is a third party.
+    const client = HttpClient.withTracerPropagation(platformClient, options.tracePropagation ?? false)
     const timeout = Duration.decode(options.requestTimeout ?? DEFAULT_TIMEOUT)
     const scrub = redactor(options.apiKey)
 

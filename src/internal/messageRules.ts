@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
+import addressparser from "nodemailer/lib/addressparser"
 import type { EmailMessage } from "../Mailer.js"
 import { Permanent } from "../SendError.js"
 import type { SmsMessage } from "../SmsGateway.js"
@@ -14,8 +15,49 @@ export const domainOf = (address: string): string => {
   return /^[a-z0-9.-]+$/.test(domain) ? domain : "tenant-infra.invalid"
 }
 
-/** Control characters (CR and LF above all) that must never reach a header. */
-export const hasControlCharacters = (value: string): boolean => /[\x00-\x1f\x7f]/.test(value)
+/**
+ * Characters no header value may carry: controls (Cc: CR and LF above all, but also the C1 controls such as
+ * U+0085), format characters (Cf: zero-width characters, the soft hyphen and every bidirectional control such as
+ * the right-to-left override U+202E), the line and paragraph separators (Zl, Zp), and halves of surrogate pairs
+ * (Cs), which cannot be encoded.
+ */
+const UNSAFE_IN_HEADER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u
+
+/** Whether `value` holds a character that must never reach a header (see `UNSAFE_IN_HEADER`). */
+export const hasUnsafeHeaderCharacters = (value: string): boolean => UNSAFE_IN_HEADER.test(value)
+
+const unsafeCharacterIn = (field: string) =>
+  `the ${field} holds a line break or a control, format or bidirectional character`
+
+/**
+ * An RFC 2047 encoded word (`=?charset?q?...?=`) inside an address. It is valid `atext` in a local part, yet RFC
+ * 2047 forbids it there and decoders that decode it anyway show another address than the one the message goes to.
+ */
+const ENCODED_WORD = /=\?[\s\S]*\?=/
+
+/** A plain address needs no parsing; only a display name (`Admin <admin@acme.test>`) does. */
+const BARE_ADDRESS = /^[^\s<>@,;:"]+@[^\s<>@,;:"]+$/
+
+/**
+ * The addresses in an address header value, as nodemailer reads them for the envelope and the header: the value
+ * itself when it is a bare address, else what its parser finds.
+ */
+export const addressesIn = (value: string): ReadonlyArray<string> =>
+  BARE_ADDRESS.test(value)
+    ? [value]
+    : addressparser(value, { flatten: true }).map((parsed) => parsed.address).filter((address) => address !== "")
+
+/**
+ * Why `value`, an address header value (`to`, `from`), can never be delivered, or `undefined` when it can be
+ * tried: an unsafe character anywhere in it, or an encoded word in its address.
+ */
+export const addressProblem = (field: string, value: string): string | undefined => {
+  if (hasUnsafeHeaderCharacters(value)) return unsafeCharacterIn(field)
+  if (addressesIn(value).some((address) => ENCODED_WORD.test(address))) {
+    return `the ${field} address holds an encoded word (=?...?=), which is not allowed in an address`
+  }
+  return undefined
+}
 
 /**
  * The `Message-ID` a message with this key gets when sent from `from`: `<digest@from-domain>`.
@@ -26,8 +68,12 @@ export const hasControlCharacters = (value: string): boolean => /[\x00-\x1f\x7f]
 export const messageIdFor = (key: string, from: string): string => `<${digestOf(key)}@${domainOf(from)}>`
 
 /**
- * Refuses a message whose header values hold line breaks or control characters: sending it would let data
- * write headers (or SMTP commands) of its own.
+ * Refuses a message that no header may carry as it is, before any server sees it: a header value (subject,
+ * recipient, sender, extra headers and their names) holding a line break or another control character (Cc), a
+ * format character (Cf: zero-width characters, bidirectional controls), a line or paragraph separator (Zl, Zp)
+ * or half a surrogate pair; or a recipient or sender whose address holds an RFC 2047 encoded word. Line breaks
+ * would let data write headers (or SMTP commands) of its own; the others make a header read differently from
+ * what it is, or an address that no server delivers to.
  *
  * @since 0.1.0
  * @category validation
@@ -35,14 +81,16 @@ export const messageIdFor = (key: string, from: string): string => `<${digestOf(
 export const checkHeaders = (message: EmailMessage, from: string): Effect.Effect<void, Permanent> => {
   const values: ReadonlyArray<readonly [string, string]> = [
     ["subject", message.subject],
-    ["to", message.to],
-    ["from", from],
-    ...Object.entries(message.headers ?? {}).flatMap(([name, value]) => [[`header name`, name], [name, value]] as const)
+    ...Object.entries(message.headers ?? {}).flatMap(([name, value]) =>
+      [["name of a header", name], [`${name.slice(0, 100)} header`, value]] as const
+    )
   ]
-  const bad = values.find(([, value]) => hasControlCharacters(value))
-  return bad === undefined ? Effect.void : Effect.fail(
-    new Permanent({ channel: "email", detail: `refused: the ${bad[0]} holds a line break or control character` })
-  )
+  const unsafe = values.find(([, value]) => hasUnsafeHeaderCharacters(value))
+  const problem = addressProblem("recipient", message.to) ?? addressProblem("sender", from) ??
+    (unsafe === undefined ? undefined : unsafeCharacterIn(unsafe[0]))
+  return problem === undefined
+    ? Effect.void
+    : Effect.fail(new Permanent({ channel: "email", detail: `refused: ${problem}` }))
 }
 
 /**

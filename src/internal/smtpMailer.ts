@@ -8,14 +8,13 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { PassThrough } from "node:stream"
-import addressparser from "nodemailer/lib/addressparser"
 import type { NodemailerError } from "nodemailer/lib/errors"
 import MailComposer from "nodemailer/lib/mail-composer"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
 import type * as Mailer from "../Mailer.js"
 import type { SendError } from "../SendError.js"
 import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
-import { checkHeaders, messageIdFor } from "./messageRules.js"
+import { addressesIn, addressProblem, checkHeaders, messageIdFor } from "./messageRules.js"
 
 /**
  * Why not nodemailer's pooled transport: on a dropped connection it reports the same error whether the message
@@ -71,9 +70,6 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1)$/
 /** Credentials never travel in clear text, except to this very machine (a local relay, the tests). */
 export const mustEncrypt = (endpoint: Endpoint): boolean =>
   endpoint.auth !== undefined && !endpoint.secure && !LOOPBACK.test(endpoint.host)
-
-/** A plain address needs no parsing; only a display name (`Admin <admin@acme.test>`) does. */
-const BARE_ADDRESS = /^[^\s<>@,;:"]+@[^\s<>@,;:"]+$/
 
 const RATE_LIMITED = /rate|too many|throttl|slow down|try again later/i
 
@@ -147,8 +143,15 @@ export const makeSmtpMailer = (
     if (typeof endpoint === "string") {
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: endpoint }))
     }
-    const envelopeFrom = addressparser(options.from, { flatten: true })[0]?.address
-    if (envelopeFrom === undefined || envelopeFrom === "") {
+    // A sender no message could be sent from is a setting to fix, not a failure of every message.
+    const fromProblem = addressProblem("sender", options.from)
+    if (fromProblem !== undefined) {
+      return yield* Effect.fail(
+        new Misconfigured({ channel: "email", detail: `MAIL_FROM is unusable: ${fromProblem}` })
+      )
+    }
+    const envelopeFrom = addressesIn(options.from)[0]
+    if (envelopeFrom === undefined) {
       return yield* Effect.fail(new Misconfigured({ channel: "email", detail: "MAIL_FROM holds no address" }))
     }
 
@@ -376,10 +379,8 @@ export const makeSmtpMailer = (
         yield* checkHeaders(message, from)
         const messageId = messageIdFor(message.key, from)
         const body = yield* compose(message, from, messageId)
-        const recipient = BARE_ADDRESS.test(message.to)
-          ? message.to
-          : addressparser(message.to, { flatten: true })[0]?.address
-        if (recipient === undefined || recipient === "") {
+        const recipient = addressesIn(message.to)[0]
+        if (recipient === undefined) {
           return yield* Effect.fail(new Permanent({ channel: "email", detail: "the recipient holds no address" }))
         }
         const info = yield* Effect.uninterruptibleMask((restore) =>
