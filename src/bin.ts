@@ -41,6 +41,9 @@ Cli.run(process.argv).pipe(
       Cli.teardown(exit, (code) => {
         // Ended: a signal now, while Node waits for the handles left open, ends the process with this code.
         onSignal = () => process.exit(code)
+        // The program's scopes are closed: a handle still open now (seen: a pooled connection still being made
+        // when its pool closed, under contention) must not keep a finished command alive.
+        setTimeout(() => process.exit(code), 2_000).unref()
         onExit(code)
       })
   })
