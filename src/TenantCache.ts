@@ -24,7 +24,8 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { Hostname, isTenantId, normalizeCode, normalizeHostname, reconstitute, Tenant, TenantCode } from "./Tenant.js"
+import { codeToFind, domainToFind } from "./internal/repositoryRules.js"
+import { isTenantId, normalizeCode, normalizeHostname, reconstitute, Tenant } from "./Tenant.js"
 
 /**
  * The three ways a tenant is looked up, each with keys of its own.
@@ -73,25 +74,26 @@ export const keysOf = (tenant: Tenant, prefix = ""): ReadonlyArray<string> =>
     ? [idKey(tenant.id, prefix), codeKey(tenant.code, prefix)]
     : [idKey(tenant.id, prefix), codeKey(tenant.code, prefix), domainKey(tenant.domain, prefix)]
 
-const isTenantCode = Schema.is(TenantCode)
-const isHostname = Schema.is(Hostname)
-
 /**
  * The key a lookup reads, or `None` when no stored tenant can answer the input (an id that is not a UUID in
- * lower case, a code or domain that is invalid once normalised). Such lookups are not cached: a cache that
- * remembered every mistyped or hostile input would spend its room on them.
+ * lower case, a code or domain that is invalid once normalised, anything but a string). Such lookups are not
+ * cached: a cache that remembered every mistyped or hostile input would spend its room on them.
  *
  * @since 0.1.0
  * @category keys
  */
-export const lookupKey = (lookup: Lookup, input: string, prefix = ""): Option.Option<string> => {
+export const lookupKey = (lookup: Lookup, input: unknown, prefix = ""): Option.Option<string> => {
   switch (lookup) {
     case "id":
       return isTenantId(input) ? Option.some(idKey(input, prefix)) : Option.none()
-    case "code":
-      return isTenantCode(normalizeCode(input)) ? Option.some(codeKey(input, prefix)) : Option.none()
-    case "domain":
-      return isHostname(normalizeHostname(input)) ? Option.some(domainKey(input, prefix)) : Option.none()
+    case "code": {
+      const code = codeToFind(input)
+      return code === undefined ? Option.none() : Option.some(codeKey(code, prefix))
+    }
+    case "domain": {
+      const domain = domainToFind(input)
+      return domain === undefined ? Option.none() : Option.some(domainKey(domain, prefix))
+    }
   }
 }
 

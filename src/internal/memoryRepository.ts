@@ -3,7 +3,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { normalizeCode, normalizeHostname, Tenant } from "../Tenant.js"
+import { Tenant } from "../Tenant.js"
 import type { TenantId } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantOutbox from "../TenantOutbox.js"
@@ -138,26 +138,34 @@ export const makeMemoryStore = Effect.sync(() => {
           }))
       ),
     findById: (id, options) =>
-      Effect.sync(() =>
-        Option.fromNullable(tenants.get(id)).pipe(
-          Option.filter((tenant) => tenant.isLive || options?.includeDeleted === true),
-          Option.map(copyTenant)
-        )
-      ),
-    findByCode: (code) =>
-      Effect.sync(() =>
-        Option.fromNullable(liveByCode.get(normalizeCode(code))).pipe(
+      Rules.isTenantId(id) ?
+        Effect.sync(() =>
+          Option.fromNullable(tenants.get(id)).pipe(
+            Option.filter((tenant) => tenant.isLive || options?.includeDeleted === true),
+            Option.map(copyTenant)
+          )
+        ) :
+        Effect.succeedNone,
+    findByCode: (input) => {
+      const code = Rules.codeToFind(input)
+      return code === undefined ? Effect.succeedNone : Effect.sync(() =>
+        Option.fromNullable(liveByCode.get(code)).pipe(
           Option.flatMapNullable((id) => tenants.get(id)),
           Option.map(copyTenant)
         )
-      ),
-    findByDomain: (domain) =>
-      Effect.sync(() =>
-        Option.fromNullable(liveByDomain.get(normalizeHostname(domain))).pipe(
-          Option.flatMapNullable((id) => tenants.get(id)),
-          Option.map(copyTenant)
+      )
+    },
+    findByDomain: (input) => {
+      const domain = Rules.domainToFind(input)
+      return domain === undefined ?
+        Effect.succeedNone :
+        Effect.sync(() =>
+          Option.fromNullable(liveByDomain.get(domain)).pipe(
+            Option.flatMapNullable((id) => tenants.get(id)),
+            Option.map(copyTenant)
+          )
         )
-      ),
+    },
     list: (input) =>
       Effect.map(Rules.decodeListQuery(input ?? {}), (query) => {
         const matching = Array.from(tenants.values()).filter(Rules.matches(query)).sort(Rules.listOrder(query))

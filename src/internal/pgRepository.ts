@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Migrations from "../Migrations.js"
-import { normalizeCode, normalizeHostname, reconstitute } from "../Tenant.js"
+import { reconstitute } from "../Tenant.js"
 import type { Tenant } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantOutbox from "../TenantOutbox.js"
@@ -448,18 +448,20 @@ export const makePgStore = (options: PgStoreOptions) =>
               : sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id} AND deleted_at IS NULL`
           ) :
           Effect.succeedNone,
-      findByCode: (code) =>
-        findOne(
+      findByCode: (input) => {
+        const code = Rules.codeToFind(input)
+        return code === undefined ? Effect.succeedNone : findOne(
           "findByCode",
-          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE code = ${normalizeCode(code)} AND deleted_at IS NULL`
-        ),
-      findByDomain: (domain) =>
-        findOne(
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE code = ${code} AND deleted_at IS NULL`
+        )
+      },
+      findByDomain: (input) => {
+        const domain = Rules.domainToFind(input)
+        return domain === undefined ? Effect.succeedNone : findOne(
           "findByDomain",
-          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${
-            normalizeHostname(domain)
-          } AND deleted_at IS NULL`
-        ),
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${domain} AND deleted_at IS NULL`
+        )
+      },
       list: (input) =>
         deadlines.list(Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
           const statuses = Rules.statusesOf(query.status)
