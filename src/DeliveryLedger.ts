@@ -232,12 +232,12 @@ export interface Service {
 }
 
 /**
- * The most messages `list` returns at once.
+ * The most messages `list` returns at once: the outbox's limit, one constant for both lists.
  *
  * @since 0.1.0
  * @category models
  */
-export const MAX_LIST_LIMIT = 1000
+export { MAX_LIST_LIMIT } from "./TenantOutbox.js"
 
 /**
  * @since 0.1.0

@@ -52,6 +52,8 @@ export interface ListOptions {
 }
 
 /**
+ * The most entries one `list` call returns, here and in `DeliveryLedger`.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -6,7 +6,15 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as InvalidInput from "../InvalidInput.js"
 import type { Tenant, TenantStatus } from "../Tenant.js"
-import { Hostname, isTenantId, normalizeCode, normalizeHostname, TenantCode, TenantId } from "../Tenant.js"
+import {
+  Hostname,
+  isTenantId,
+  normalizeCode,
+  normalizeHostname,
+  normalizeName,
+  TenantCode,
+  TenantId
+} from "../Tenant.js"
 import type { TenantCreated, TenantEvent } from "../TenantEvent.js"
 import { MAX_LIST_LIMIT } from "../TenantOutbox.js"
 import type { Page } from "../TenantQuery.js"
@@ -20,7 +28,7 @@ export const nameKey = (name: string): string => name.toLowerCase()
 /** The lower-cased, whitespace-collapsed text to look for, or undefined when there is none. */
 export const searchNeedle = (search: string | undefined): string | undefined => {
   if (search === undefined) return undefined
-  const needle = search.normalize("NFC").trim().replace(/\s+/gu, " ").toLowerCase()
+  const needle = nameKey(normalizeName(search))
   return needle === "" ? undefined : needle
 }
 
