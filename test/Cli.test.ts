@@ -20,6 +20,7 @@ import { spawn } from "node:child_process"
 import type { Socket } from "node:net"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
+import { vi } from "vitest"
 import * as Cli from "../src/Cli.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as Migrations from "../src/Migrations.js"
@@ -31,6 +32,9 @@ import { makeSmtpServer } from "./utils/smtpServer.js"
 import { newTenant } from "./utils/tenants.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
+
+// Each test starts Node processes under tsx (0.5 s each on a quiet machine, several seconds on a loaded one).
+vi.setConfig({ testTimeout: 90_000 })
 
 interface Ended {
   readonly code: number | null
@@ -61,7 +65,7 @@ const spawnCli = (args: ReadonlyArray<string>, env: Readonly<Record<string, stri
         kill: (signal: NodeJS.Signals) => Effect.sync(() => child.kill(signal)),
         ended: Effect.promise(() => ended).pipe(
           Effect.timeoutFail({
-            duration: "15 seconds",
+            duration: "40 seconds",
             onTimeout: () => new Error(`tenant-infra ${args.join(" ")} did not end:\n${stdout}\n${stderr}`)
           })
         ),
