@@ -38,10 +38,8 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -51,20 +49,25 @@ import { hostname } from "node:os"
 import type { Claim, Outcome } from "./DeliveryLedger.js"
 import { DeliveryLedger } from "./DeliveryLedger.js"
 import { makeLogThrottle } from "./internal/logThrottle.js"
+import { makeRelayCounters, reportBacklog } from "./internal/relayMetrics.js"
+import type { AmbiguousEmailPolicy } from "./internal/relayPolicy.js"
+import { cancellationOf, defaultRetry, finishRetry, outcomeOfFailure } from "./internal/relayPolicy.js"
 import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
 import { notificationsFor, TenantNotifications } from "./TenantNotifications.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
-/**
- * What to do with an e-mail whose last attempt may have been delivered (a drop after the body, a timeout, a
- * relay that died mid-send): send it again with the same Message-ID and record the possible duplicate
- * (`resend`), or dead-letter it (`dead-letter`). SMS is always sent again: the gateway deduplicates by key.
- *
- * @since 0.1.0
- * @category models
- */
-export type AmbiguousEmailPolicy = "resend" | "dead-letter"
+export type {
+  /**
+   * What to do with an e-mail whose last attempt may have been delivered (a drop after the body, a timeout, a
+   * relay that died mid-send): send it again with the same Message-ID and record the possible duplicate
+   * (`resend`), or dead-letter it (`dead-letter`). SMS is always sent again: the gateway deduplicates by key.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  AmbiguousEmailPolicy
+} from "./internal/relayPolicy.js"
 
 /**
  * @since 0.1.0
@@ -116,100 +119,96 @@ export interface Service {
  */
 export class OutboxRelay extends Context.Tag("tenant-infra/OutboxRelay")<OutboxRelay, Service>() {}
 
-/**
- * Attempts finished, tagged with `channel` and `outcome` (`sent` or the error's tag).
- *
- * @since 0.1.0
- * @category metrics
- */
-export const attemptsFinished = Metric.counter("tenant_outbox_attempts", {
-  description: "Delivery attempts finished, by outcome",
-  incremental: true
-})
+export {
+  /**
+   * Attempts finished, tagged with `channel` and `outcome` (`sent` or the error's tag).
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  attemptsFinished,
+  /**
+   * Dead letters waiting for a replay.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  dead,
+  /**
+   * Messages dead-lettered, tagged with `channel` and `error`.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  deadLettered,
+  /**
+   * Messages delivered, tagged with `channel`.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  delivered,
+  /**
+   * Outcomes this relay could not record because another relay had claimed the message since (its lease had
+   * expired): each one is an attempt the ledger already counts as ambiguous.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  fenced,
+  /**
+   * Messages leased to a relay right now, across all relays.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  inFlight,
+  /**
+   * Age in seconds of the oldest event still waiting for a message; 0 when none waits.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  lag,
+  /**
+   * Messages waiting (leased ones included), across all relays.
+   *
+   * @since 0.1.0
+   * @category metrics
+   */
+  pending
+} from "./internal/relayMetrics.js"
 
-/**
- * Messages delivered, tagged with `channel`.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const delivered = Metric.counter("tenant_outbox_delivered", {
-  description: "Messages accepted by their provider",
-  incremental: true
-})
-
-/**
- * Messages dead-lettered, tagged with `channel` and `error`.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const deadLettered = Metric.counter("tenant_outbox_dead_lettered", {
-  description: "Messages that will not be retried until replayed",
-  incremental: true
-})
-
-/**
- * Outcomes this relay could not record because another relay had claimed the message since (its lease had
- * expired): each one is an attempt the ledger already counts as ambiguous.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const fenced = Metric.counter("tenant_outbox_fenced", {
-  description: "Outcomes refused because the lease had passed to another relay",
-  incremental: true
-})
-
-/**
- * Messages waiting (leased ones included), across all relays.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const pending = Metric.gauge("tenant_outbox_pending", { description: "Messages waiting for delivery" })
-
-/**
- * Messages leased to a relay right now, across all relays.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const inFlight = Metric.gauge("tenant_outbox_in_flight", { description: "Messages leased to a relay" })
-
-/**
- * Dead letters waiting for a replay.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const dead = Metric.gauge("tenant_outbox_dead", { description: "Dead-lettered messages" })
-
-/**
- * Age in seconds of the oldest event still waiting for a message; 0 when none waits.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const lag = Metric.gauge("tenant_outbox_lag_seconds", {
-  description: "Age of the oldest event whose messages are not all delivered or dead"
-})
-
-/**
- * The relay's retry policy unless told otherwise: the shape of `SendRetry`'s (exponential from 1 s with ±20%
- * jitter), but with a budget fit for a durable queue, since the ledger, not memory, holds a message between
- * attempts: delays capped at 5 minutes and 20 attempts, so a provider outage of about an hour is waited out
- * before messages are dead-lettered. Each attempt still has 30 s.
- *
- * @since 0.1.0
- * @category retry
- */
-export const defaultRetry: SendRetry.Options = {
-  baseDelay: Duration.seconds(1),
-  maxDelay: Duration.minutes(5),
-  maxAttempts: 20,
-  attemptTimeout: Duration.seconds(30)
-}
+export {
+  /**
+   * The wait before attempt `failures + 1` after `failures` failed ones, the last with `error`: the policy's
+   * point on `SendRetry`'s backoff curve (`SendRetry.delayOf`: exponential with ±20% jitter, capped at
+   * `maxDelay`), and never shorter than a wait the provider asked for (which, unlike in `SendRetry.retry`, is
+   * honoured however long: the ledger keeps the message meanwhile, not memory).
+   *
+   * @since 0.1.0
+   * @category retry
+   */
+  backoff,
+  /**
+   * The relay's retry policy unless told otherwise: `SendRetry`'s backoff curve (exponential from 1 s with ±20%
+   * jitter), but with a budget fit for a durable queue, since the ledger, not memory, holds a message between
+   * attempts: delays capped at 5 minutes and 20 attempts, so a provider outage of about an hour is waited out
+   * before messages are dead-lettered. Each attempt still has 30 s.
+   *
+   * @since 0.1.0
+   * @category retry
+   */
+  defaultRetry,
+  /**
+   * What a failed attempt leads to: a retry after {@link backoff}, or a dead letter when the error is final
+   * (`Permanent`, `Misconfigured`, an ambiguous e-mail under the `dead-letter` policy) or the attempts are spent.
+   *
+   * @since 0.1.0
+   * @category retry
+   */
+  outcomeOfFailure
+} from "./internal/relayPolicy.js"
 
 interface Settings {
   readonly relayId: string
@@ -252,76 +251,6 @@ const settingsOf = (options: Options): Settings => ({
 })
 
 /**
- * The wait before attempt `failures + 1` after `failures` failed ones, the last with `error`: the retry
- * policy's exponential backoff with ±20% jitter, capped at `maxDelay`, and never shorter than a wait the
- * provider asked for (which, unlike in `SendRetry.retry`, is honoured however long: the ledger keeps the message
- * meanwhile, not memory).
- *
- * @since 0.1.0
- * @category retry
- */
-export const backoff = (
-  policy: SendRetry.Options,
-  failures: number,
-  error: SendError
-): Effect.Effect<Duration.Duration> =>
-  Effect.map(Random.nextRange(0.8, 1.2), (jitter) => {
-    const base = Duration.toMillis(policy.baseDelay) * 2 ** Math.max(failures - 1, 0)
-    const delay = Duration.min(Duration.millis(base * jitter), Duration.decode(policy.maxDelay))
-    return error._tag === "RateLimited" && error.retryAfter !== undefined
-      ? Duration.max(delay, error.retryAfter)
-      : delay
-  })
-
-/**
- * What a failed attempt leads to: a retry after {@link backoff}, or a dead letter when the error is final
- * (`Permanent`, `Misconfigured`, an ambiguous e-mail under the `dead-letter` policy) or the attempts are spent.
- *
- * @since 0.1.0
- * @category retry
- */
-export const outcomeOfFailure = (
-  claim: Pick<Claim, "channel" | "failures">,
-  error: SendError,
-  policy: SendRetry.Options,
-  ambiguousEmail: AmbiguousEmailPolicy
-): Effect.Effect<Outcome> => {
-  if (error._tag === "Permanent" || error._tag === "Misconfigured") {
-    return Effect.succeed({ _tag: "Dead", error, reason: `${error._tag}: ${error.message}` })
-  }
-  if (error._tag === "Ambiguous" && claim.channel === "email" && ambiguousEmail === "dead-letter") {
-    return Effect.succeed({
-      _tag: "Dead",
-      error,
-      reason: `Ambiguous, and the e-mail policy is dead-letter: ${error.message}`
-    })
-  }
-  const failures = claim.failures + 1
-  if (failures >= policy.maxAttempts) {
-    return Effect.succeed({
-      _tag: "Dead",
-      error,
-      reason: `gave up after ${failures} failed attempts; the last: ${error.message}`
-    })
-  }
-  return Effect.map(backoff(policy, failures, error), (after): Outcome => ({ _tag: "Retry", error, after }))
-}
-
-const finishRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(4)))
-
-/** A claim whose previous attempt never finished, settled without an attempt when the policy says so. */
-const cancellationOf = (claim: Claim, settings: Settings): string | undefined => {
-  if (!claim.interrupted) return undefined
-  if (claim.failures >= settings.retry.maxAttempts) {
-    return `gave up after ${claim.failures} failed attempts; the last was interrupted and may have been delivered`
-  }
-  if (claim.channel === "email" && settings.ambiguousEmail === "dead-letter") {
-    return "the previous attempt was interrupted and may have been delivered; the e-mail policy is dead-letter"
-  }
-  return undefined
-}
-
-/**
  * Starts a relay in the current scope and returns its handle; it stops (see {@link layer}) when the scope
  * closes.
  *
@@ -349,36 +278,7 @@ export const make = (
     // Claiming a few messages at a time costs a query each: wait for a quarter of the slots (or an idle relay).
     const claimAtLeast = Math.max(1, Math.floor(settings.concurrency / 4))
 
-    // Tagging a metric builds a new key each time; these are built once per metric and tags.
-    const counters = new Map<Metric.Metric.Counter<number>, Map<string, Metric.Metric.Counter<number>>>()
-    const counter = (metric: Metric.Metric.Counter<number>, ...tags: ReadonlyArray<readonly [string, string]>) => {
-      const id = tags.map(([key, value]) => `${key}=${value}`).join("|")
-      let byTags = counters.get(metric)
-      if (byTags === undefined) {
-        byTags = new Map()
-        counters.set(metric, byTags)
-      }
-      let tagged = byTags.get(id)
-      if (tagged === undefined) {
-        tagged = tags.reduce((current, [key, value]) => Metric.tagged(current, key, value), metric)
-        byTags.set(id, tagged)
-      }
-      return tagged
-    }
-
-    const count = (claim: Claim, outcome: Outcome, recorded: boolean) => {
-      if (!recorded) return Metric.increment(fenced)
-      switch (outcome._tag) {
-        case "Delivered":
-          return Metric.increment(counter(delivered, ["channel", claim.channel]))
-        case "Retry":
-          return Effect.void
-        case "Dead":
-          return Metric.increment(counter(deadLettered, ["channel", claim.channel], ["error", outcome.error._tag]))
-        case "Cancelled":
-          return Metric.increment(counter(deadLettered, ["channel", claim.channel], ["error", "Cancelled"]))
-      }
-    }
+    const counters = makeRelayCounters()
 
     // Outcomes are written in groups, one statement (and one commit) for all that finished meanwhile. A short
     // outage of the ledger should not turn a sent message into an ambiguous one, so a group is retried for a
@@ -408,7 +308,7 @@ export const make = (
       Effect.gen(function*() {
         const recorded = yield* Deferred.make<boolean, RepositoryError>()
         yield* Queue.offer(finished, { claim, outcome, recorded })
-        yield* count(claim, outcome, yield* Deferred.await(recorded))
+        yield* counters.outcomeRecorded(claim, outcome, yield* Deferred.await(recorded))
       })
 
     // A provider that keeps failing is seen within the interval, not when dead letters appear an hour later.
@@ -433,7 +333,7 @@ export const make = (
       })
 
     const attempt = (claim: Claim): Effect.Effect<Outcome> => {
-      const cancelled = cancellationOf(claim, settings)
+      const cancelled = cancellationOf(claim, settings.retry, settings.ambiguousEmail)
       if (cancelled !== undefined) return Effect.succeed({ _tag: "Cancelled", reason: cancelled })
       const notification = notificationsFor(claim.event).find((candidate) => candidate.message.key === claim.key)
       if (notification === undefined) {
@@ -449,13 +349,7 @@ export const make = (
       return send.pipe(
         Effect.either,
         Effect.tap((result) =>
-          Metric.increment(
-            counter(
-              attemptsFinished,
-              ["channel", claim.channel],
-              ["outcome", Either.isRight(result) ? "sent" : result.left._tag]
-            )
-          )
+          counters.attemptFinished(claim.channel, Either.isRight(result) ? "sent" : result.left._tag)
         ),
         Effect.tap((result) => Either.isLeft(result) ? warnFailure(claim.channel, result.left) : Effect.void),
         Effect.flatMap(Either.match({
@@ -545,25 +439,7 @@ export const make = (
       }
     })
 
-    const refreshGauges = Effect.flatMap(ledger.backlog, (stats) =>
-      Effect.all([
-        Metric.set(pending, stats.pending),
-        Metric.set(inFlight, stats.inFlight),
-        Metric.set(dead, stats.dead),
-        Effect.flatMap(
-          Effect.clockWith((clock) => clock.currentTimeMillis),
-          (now) =>
-            Metric.set(
-              lag,
-              Option.match(stats.oldestPendingAt, {
-                onNone: () => 0,
-                onSome: (at) => Math.max(0, (now - at.getTime()) / 1000)
-              })
-            )
-        )
-      ], { discard: true }))
-
-    yield* retryQuietly("refreshing the backlog gauges", refreshGauges).pipe(
+    yield* retryQuietly("refreshing the backlog gauges", Effect.flatMap(ledger.backlog, reportBacklog)).pipe(
       Effect.repeat(Schedule.spaced(settings.metricsInterval)),
       Effect.forkScoped
     )

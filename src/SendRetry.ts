@@ -16,19 +16,59 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import type { SendError } from "./SendError.js"
 import { Ambiguous, isRetryable } from "./SendError.js"
 
 /**
+ * The parameters of the backoff curve (see {@link delayOf}).
+ *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Backoff {
   /** The first delay; each next one doubles (then jitter moves it by up to 20% either way). */
   readonly baseDelay: Duration.DurationInput
   /** No delay is longer than this, except a wait a provider asked for. */
   readonly maxDelay: Duration.DurationInput
+  /**
+   * Whether each delay is moved by up to 20% either way (default true), so that senders failing together do not
+   * retry together.
+   */
+  readonly jitter?: boolean | undefined
+}
+
+/**
+ * The wait before retry `retry` (1 for the first, after one failed attempt): `baseDelay` doubled for each retry
+ * after the first, times a jitter factor drawn from [0.8, 1.2) unless `jitter` is false, then capped at
+ * `maxDelay`. This is the one backoff curve: {@link backoff} and {@link schedule} step through it, and the outbox
+ * relay asks it for the wait before a message's next attempt from the failures the ledger has counted.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const delayOf = (curve: Backoff, retry: number): Effect.Effect<Duration.Duration> => {
+  const base = Duration.toMillis(curve.baseDelay) * 2 ** Math.max(retry - 1, 0)
+  const capped = (factor: number) => Duration.min(Duration.millis(base * factor), Duration.decode(curve.maxDelay))
+  return curve.jitter === false ? Effect.succeed(capped(1)) : Effect.map(Random.nextRange(0.8, 1.2), capped)
+}
+
+/**
+ * The backoff curve as a schedule that recurs forever, waiting {@link delayOf} before each recurrence; its
+ * output is the recurrence's number from 0.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const backoff = (curve: Backoff): Schedule.Schedule<number> =>
+  Schedule.modifyDelayEffect(Schedule.forever, (recurrence) => delayOf(curve, recurrence + 1))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Backoff {
   /** Attempts in all, the first included. */
   readonly maxAttempts: number
   /** How long one attempt may take before it is abandoned as `Ambiguous`. */
@@ -63,15 +103,12 @@ export const defaults: Options = {
  * @category schedules
  */
 export const schedule = (options: Options = defaults): Schedule.Schedule<unknown, SendError> => {
-  const maxDelay = Duration.decode(options.maxDelay)
   const maxRetryAfter = Duration.decode(options.maxRetryAfter ?? Duration.minutes(1))
   const worthWaiting = (error: SendError) =>
     isRetryable(error) &&
     !(error._tag === "RateLimited" && error.retryAfter !== undefined &&
       Duration.greaterThan(error.retryAfter, maxRetryAfter))
-  return Schedule.exponential(options.baseDelay).pipe(
-    Schedule.jittered,
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+  return backoff(options).pipe(
     Schedule.intersect(Schedule.recurs(Math.max(options.maxAttempts - 1, 0))),
     Schedule.intersect(Schedule.identity<SendError>()),
     Schedule.modifyDelay(([, error], delay) =>

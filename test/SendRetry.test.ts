@@ -1,8 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
 import type { SendError } from "../src/SendError.js"
 import { Ambiguous, isRetryable, Misconfigured, Permanent, RateLimited, Transient } from "../src/SendError.js"
@@ -136,5 +139,65 @@ describe("SendRetry", () => {
       yield* TestClock.adjust(Duration.seconds(10))
       const error = yield* Fiber.join(email)
       assert.deepStrictEqual([error._tag, error.code], ["Ambiguous", "ETIMEDOUT"])
+    }))
+})
+
+describe("SendRetry.delayOf, the one backoff curve", () => {
+  const curve = { baseDelay: Duration.millis(100), maxDelay: Duration.seconds(1) }
+  const millisOf = (retry: number, random: number, backoff: SendRetry.Backoff = curve) =>
+    Effect.map(SendRetry.delayOf(backoff, retry), Duration.toMillis).pipe(
+      Effect.withRandom(Random.fixed([random]))
+    )
+
+  it.effect("doubles from the base delay, times a jitter factor in [0.8, 1.2), capped after the jitter", () =>
+    Effect.gen(function*() {
+      const epsilon = 1e-9
+      for (const [retry, base] of [[1, 100], [2, 200], [3, 400], [4, 800]] as const) {
+        assert.closeTo(yield* millisOf(retry, 0), base * 0.8, epsilon)
+        assert.closeTo(yield* millisOf(retry, 0.5), base, epsilon)
+        assert.closeTo(yield* millisOf(retry, 0.999999), Math.min(base * 1.2, 1000), 1e-3)
+      }
+      assert.strictEqual(yield* millisOf(5, 0), 1000, "1600 ms jittered to 1280 ms, capped")
+      assert.strictEqual(yield* millisOf(60, 0.5), 1000, "far along the curve, still the cap")
+    }))
+
+  it.effect("without jitter the delays are exact, whatever the random source says", () =>
+    Effect.gen(function*() {
+      const exact = { ...curve, maxDelay: Duration.infinity, jitter: false }
+      const delays = yield* Effect.forEach([1, 2, 3, 4, 5], (retry) => millisOf(retry, 0.9, exact))
+      assert.deepStrictEqual(delays, [100, 200, 400, 800, 1600])
+    }))
+})
+
+describe("SendRetry.schedule follows the curve", () => {
+  /** The delays a schedule asks for when fed `inputs`, with every random draw answering `random`. */
+  const delaysOf = <In>(schedule: Schedule.Schedule<unknown, In>, inputs: ReadonlyArray<In>, random: number) =>
+    Schedule.run(Schedule.delays(schedule), 0, inputs).pipe(
+      Effect.map((delays) => Chunk.toReadonlyArray(delays).map(Duration.toMillis)),
+      Effect.withRandom(Random.fixed([random]))
+    )
+
+  it.effect("waits delayOf(1), delayOf(2), ... between attempts, then stops at maxAttempts", () =>
+    Effect.gen(function*() {
+      const failures = Array.from({ length: 8 }, () => new Transient({ channel: "email", detail: "451" }))
+      for (const random of [0, 0.3, 0.75]) {
+        // `Schedule.run` ends with the output of the step that stopped, whose delay reads as 0.
+        const steps = yield* delaysOf(SendRetry.schedule(options), failures, random)
+        assert.strictEqual(steps.at(-1), 0)
+        const delays = steps.slice(0, -1)
+        assert.lengthOf(delays, options.maxAttempts - 1)
+        const expected = yield* Effect.forEach(
+          [1, 2, 3, 4],
+          (retry) => Effect.map(SendRetry.delayOf(options, retry), Duration.toMillis)
+        ).pipe(Effect.withRandom(Random.fixed([random])))
+        delays.forEach((delay, i) => assert.closeTo(delay, expected[i] ?? Number.NaN, 1e-6, `retry ${i + 1}`))
+      }
+    }))
+
+  it.effect("SendRetry.backoff recurs forever along the curve", () =>
+    Effect.gen(function*() {
+      const curve = { baseDelay: Duration.millis(500), maxDelay: Duration.seconds(30), jitter: false }
+      const delays = yield* delaysOf(SendRetry.backoff(curve), Array.from({ length: 10 }, () => undefined), 0.5)
+      assert.deepStrictEqual(delays, [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000, 30_000])
     }))
 })
