@@ -13,7 +13,9 @@
  * Recipients come from the tenant's contact as it was when the event happened (the event carries it), texts
  * from `NotificationTemplates` in the contact's locale. Every message has a key, `<event id>:<channel>:<recipient>`,
  * from which the Message-ID and the SMS idempotency key are derived: delivering the same event twice produces
- * recognisable repeats, never new messages.
+ * recognisable repeats, never new messages. Which messages an event calls for and their keys
+ * ({@link envelopesFor}) are a function of the event alone; texts are rendered only when a message is built to be
+ * sent ({@link notificationOf}), so no template change can change a key.
  *
  * @since 0.1.0
  */
@@ -21,10 +23,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Rules from "./internal/notificationRules.js"
 import { Mailer } from "./Mailer.js"
 import type { EmailMessage } from "./Mailer.js"
 import * as NotificationTemplates from "./NotificationTemplates.js"
-import type { SendError } from "./SendError.js"
+import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
 import type { SmsMessage } from "./SmsGateway.js"
 import { SmsGateway } from "./SmsGateway.js"
@@ -36,7 +39,7 @@ import type { TenantEvent } from "./TenantEvent.js"
  * @since 0.1.0
  * @category models
  */
-export type Template = "welcome" | "activated" | "suspended" | "deleted" | "restored"
+export type Template = NotificationTemplates.Template
 
 /**
  * One e-mail an event calls for.
@@ -71,23 +74,87 @@ export interface SmsNotification {
 export type Notification = EmailNotification | SmsNotification
 
 /**
- * The key of a message: the same event and recipient always give the same key.
+ * Who gets which e-mail of an event, and under which key, without its text.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EmailEnvelope {
+  readonly channel: "email"
+  readonly template: Template
+  /** `<event id>:email:<recipient>` (see {@link keyOf}). */
+  readonly key: string
+  readonly recipient: string
+}
+
+/**
+ * Who gets which SMS of an event, and under which key, without its text.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SmsEnvelope {
+  readonly channel: "sms"
+  readonly template: NotificationTemplates.SmsTemplate
+  /** `<event id>:sms:<recipient>` (see {@link keyOf}). */
+  readonly key: string
+  readonly recipient: string
+}
+
+/**
+ * One message an event calls for, as the delivery ledger stores it: channel, template, recipient and key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Envelope = EmailEnvelope | SmsEnvelope
+
+/**
+ * The key of a message: the same event and recipient always give the same key. Delivery ledgers hold these
+ * keys, so the format never changes: `<event id>:<channel>:<recipient in lower case>`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const keyOf = (eventId: string, channel: "email" | "sms", recipient: string): string =>
-  `${eventId}:${channel}:${recipient.toLowerCase()}`
+export const keyOf: (eventId: string, channel: Channel, recipient: string) => string = Rules.keyOf
 
-const email = (event: TenantEvent, template: Template, rendered: NotificationTemplates.RenderedEmail) => {
-  const to = event.tenant.contact.email
-  const notification: EmailNotification = {
-    channel: "email",
-    template,
-    event,
-    message: { key: keyOf(event.eventId, "email", to), to, ...rendered }
+/**
+ * The messages an event calls for (channel, template, recipient and key), without rendering any: a pure
+ * function of the event, which no template change can alter.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const envelopesFor: (event: TenantEvent) => ReadonlyArray<Envelope> = Rules.envelopesFor
+
+const dataOf = (event: TenantEvent): NotificationTemplates.TemplateData => ({
+  tenantName: event.tenant.name,
+  tenantCode: event.tenant.code,
+  occurredAt: event.occurredAt,
+  actor: event.actor,
+  ...("reason" in event && event.reason !== undefined ? { reason: event.reason } : {})
+})
+
+/**
+ * One message of `event` (one of its {@link envelopesFor}), rendered in the contact's locale: for a sender that
+ * renders at send time only the message it sends.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const notificationOf = (event: TenantEvent, envelope: Envelope): Notification => {
+  const { locale } = event.tenant.contact
+  const { key, recipient: to } = envelope
+  switch (envelope.channel) {
+    case "email": {
+      const rendered = NotificationTemplates.render("email", envelope.template, dataOf(event), locale)
+      return { channel: "email", template: envelope.template, event, message: { key, to, ...rendered } }
+    }
+    case "sms": {
+      const text = NotificationTemplates.render("sms", envelope.template, dataOf(event), locale)
+      return { channel: "sms", template: envelope.template, event, message: { key, to, text } }
+    }
   }
-  return notification
 }
 
 /**
@@ -96,42 +163,8 @@ const email = (event: TenantEvent, template: Template, rendered: NotificationTem
  * @since 0.1.0
  * @category constructors
  */
-export const notificationsFor = (event: TenantEvent): ReadonlyArray<Notification> => {
-  const { contact } = event.tenant
-  const data: NotificationTemplates.TemplateData = {
-    tenantName: event.tenant.name,
-    tenantCode: event.tenant.code,
-    occurredAt: event.occurredAt,
-    actor: event.actor,
-    ...("reason" in event && event.reason !== undefined ? { reason: event.reason } : {})
-  }
-  switch (event._tag) {
-    case "TenantCreated":
-      return [email(event, "welcome", NotificationTemplates.welcomeEmail(data, contact.locale))]
-    case "TenantActivated":
-      if (contact.phone === undefined) {
-        return [email(event, "activated", NotificationTemplates.activatedEmail(data, contact.locale))]
-      }
-      return [{
-        channel: "sms",
-        template: "activated",
-        event,
-        message: {
-          key: keyOf(event.eventId, "sms", contact.phone),
-          to: contact.phone,
-          text: NotificationTemplates.activatedSms(data, contact.locale)
-        }
-      }]
-    case "TenantSuspended":
-      return [email(event, "suspended", NotificationTemplates.suspendedEmail(data, contact.locale))]
-    case "TenantDeleted":
-      return [email(event, "deleted", NotificationTemplates.deletedEmail(data, contact.locale))]
-    case "TenantRestored":
-      return [email(event, "restored", NotificationTemplates.restoredEmail(data, contact.locale))]
-    case "TenantUpdated":
-      return []
-  }
-}
+export const notificationsFor = (event: TenantEvent): ReadonlyArray<Notification> =>
+  envelopesFor(event).map((envelope) => notificationOf(event, envelope))
 
 /**
  * A message the provider accepted, with its id (the Message-ID, or the gateway's id).

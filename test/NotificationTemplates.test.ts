@@ -18,6 +18,12 @@ const data = (overrides: Partial<TemplateData> = {}): TemplateData => ({
 
 type Render = (data: TemplateData, locale: Tenant.Locale) => RenderedEmail
 
+const renderEmail = (template: NotificationTemplates.Template): Render => (data, locale) =>
+  NotificationTemplates.render("email", template, data, locale)
+
+const sms = (data: TemplateData, locale: Tenant.Locale): string =>
+  NotificationTemplates.render("sms", "activated", data, locale)
+
 interface Words {
   readonly subject: string
   readonly text: ReadonlyArray<string>
@@ -27,23 +33,23 @@ interface Words {
 const templates: ReadonlyArray<
   readonly [name: string, render: Render, words: { readonly [L in Tenant.Locale]: Words }]
 > = [
-  ["welcome", NotificationTemplates.welcomeEmail, {
+  ["welcome", renderEmail("welcome"), {
     "zh-CN": { subject: "欢迎加入我们的平台", text: ["欢迎加入我们的平台", "待激活", "创建时间"] },
     en: { subject: "Welcome to our platform", text: ["Welcome to our platform", "awaiting activation", "Created"] }
   }],
-  ["activated", NotificationTemplates.activatedEmail, {
+  ["activated", renderEmail("activated"), {
     "zh-CN": { subject: "已成功激活", text: ["已成功激活", "激活时间"] },
     en: { subject: "is now active", text: ["has been activated", "ready to use", "Activated"] }
   }],
-  ["suspended", NotificationTemplates.suspendedEmail, {
+  ["suspended", renderEmail("suspended"), {
     "zh-CN": { subject: "已被暂停", text: ["已被暂停", "暂停时间", "原因"] },
     en: { subject: "has been suspended", text: ["has been suspended", "Suspended", "Reason"] }
   }],
-  ["deleted", NotificationTemplates.deletedEmail, {
+  ["deleted", renderEmail("deleted"), {
     "zh-CN": { subject: "已被删除", text: ["已被删除", "删除时间", "原因"] },
     en: { subject: "has been deleted", text: ["has been deleted", "Deleted", "Reason"] }
   }],
-  ["restored", NotificationTemplates.restoredEmail, {
+  ["restored", renderEmail("restored"), {
     "zh-CN": { subject: "已恢复", text: ["已恢复", "暂停状态", "重新激活", "恢复时间"] },
     en: { subject: "has been restored", text: ["has been restored", "remains suspended", "activated", "Restored"] }
   }]
@@ -126,7 +132,7 @@ describe("NotificationTemplates", () => {
     }
 
     it("escapes & < > \" ' in names, codes, actors and reasons", () => {
-      const email = NotificationTemplates.suspendedEmail(
+      const email = renderEmail("suspended")(
         data({
           tenantName: "Tom & \"Jerry's\"",
           tenantCode: "<b>code</b>",
@@ -145,7 +151,7 @@ describe("NotificationTemplates", () => {
     })
 
     it("keeps a link smuggled into a name from becoming markup", () => {
-      const email = NotificationTemplates.welcomeEmail(
+      const email = renderEmail("welcome")(
         data({ tenantName: "</div><a href=\"https://evil.example\">Verify</a>" }),
         "zh-CN"
       )
@@ -171,7 +177,7 @@ describe("NotificationTemplates", () => {
 
   describe("subject", () => {
     it("puts a name with CR/LF on one line", () => {
-      const email = NotificationTemplates.welcomeEmail(data({ tenantName: "Acme\r\nBcc: evil@example.com" }), "en")
+      const email = renderEmail("welcome")(data({ tenantName: "Acme\r\nBcc: evil@example.com" }), "en")
       assert.strictEqual(email.subject, "Welcome to our platform: Acme Bcc: evil@example.com")
       assert.notInclude(email.text, "\nBcc:")
     })
@@ -200,15 +206,15 @@ describe("NotificationTemplates", () => {
     it("keeps a Chinese name intact", () => {
       const tenantName = "北京星辰科技有限公司（上海分公司）"
       assert.strictEqual(
-        NotificationTemplates.welcomeEmail(data({ tenantName }), "zh-CN").subject,
+        renderEmail("welcome")(data({ tenantName }), "zh-CN").subject,
         `欢迎加入我们的平台：${tenantName}`
       )
       assert.strictEqual(
-        NotificationTemplates.suspendedEmail(data({ tenantName }), "zh-CN").subject,
+        renderEmail("suspended")(data({ tenantName }), "zh-CN").subject,
         `租户“${tenantName}”已被暂停`
       )
       assert.strictEqual(
-        NotificationTemplates.activatedEmail(data({ tenantName }), "en").subject,
+        renderEmail("activated")(data({ tenantName }), "en").subject,
         `Your tenant ${tenantName} is now active`
       )
     })
@@ -216,8 +222,8 @@ describe("NotificationTemplates", () => {
 
   describe("reason", () => {
     const withReason: ReadonlyArray<readonly [string, Render]> = [
-      ["suspended", NotificationTemplates.suspendedEmail],
-      ["deleted", NotificationTemplates.deletedEmail]
+      ["suspended", renderEmail("suspended")],
+      ["deleted", renderEmail("deleted")]
     ]
 
     for (const [name, render] of withReason) {
@@ -239,16 +245,50 @@ describe("NotificationTemplates", () => {
     }
 
     it("restored shows a reason only when one was given", () => {
-      assert.notInclude(NotificationTemplates.restoredEmail(data(), "en").text, "Reason")
-      assert.notInclude(NotificationTemplates.restoredEmail(data(), "zh-CN").text, "原因")
+      assert.notInclude(renderEmail("restored")(data(), "en").text, "Reason")
+      assert.notInclude(renderEmail("restored")(data(), "zh-CN").text, "原因")
       assert.include(
-        NotificationTemplates.restoredEmail(data({ reason: "Paid in full" }), "en").text,
+        renderEmail("restored")(data({ reason: "Paid in full" }), "en").text,
         "Reason: Paid in full"
       )
     })
 
     it("the welcome e-mail has no reason line", () => {
-      assert.notInclude(NotificationTemplates.welcomeEmail(data({ reason: "x" }), "en").text, "Reason")
+      assert.notInclude(renderEmail("welcome")(data({ reason: "x" }), "en").text, "Reason")
+    })
+  })
+
+  describe("render", () => {
+    it("has an SMS only for the templates that have one (checked by the compiler)", () => {
+      // @ts-expect-error: there is no welcome SMS
+      const _welcomeSms = () => NotificationTemplates.render("sms", "welcome", data(), "en")
+      const text: string = NotificationTemplates.render("sms", "activated", data(), "en")
+      const email: RenderedEmail = NotificationTemplates.render("email", "activated", data(), "en")
+      assert.include(text, "Acme Inc.")
+      assert.include(email.subject, "Acme Inc.")
+    })
+
+    it("the functions from before render give what render gives", () => {
+      const before: ReadonlyArray<readonly [NotificationTemplates.Template, Render]> = [
+        ["welcome", NotificationTemplates.welcomeEmail],
+        ["activated", NotificationTemplates.activatedEmail],
+        ["suspended", NotificationTemplates.suspendedEmail],
+        ["deleted", NotificationTemplates.deletedEmail],
+        ["restored", NotificationTemplates.restoredEmail]
+      ]
+      for (const locale of locales) {
+        const sample = data({ reason: "Unpaid\nsecond notice" })
+        for (const [template, render] of before) {
+          assert.deepStrictEqual(
+            render(sample, locale),
+            NotificationTemplates.render("email", template, sample, locale)
+          )
+        }
+        assert.strictEqual(
+          NotificationTemplates.activatedSms(sample, locale),
+          NotificationTemplates.render("sms", "activated", sample, locale)
+        )
+      }
     })
   })
 
@@ -271,7 +311,7 @@ describe("NotificationTemplates", () => {
     for (const locale of locales) {
       for (const [label, tenantName] of [["Latin", latinName], ["Chinese", chineseName]] as const) {
         it(`${locale} with a 100-character ${label} name is one segment and keeps its fixed words`, () => {
-          const text = NotificationTemplates.activatedSms(data({ tenantName }), locale)
+          const text = sms(data({ tenantName }), locale)
           assert.strictEqual(SmsText.segmentsOf(text), 1)
           for (const word of fixedWords[locale]) assert.include(text, word)
           assert.include(text, tenantName.slice(0, 10))
@@ -280,44 +320,44 @@ describe("NotificationTemplates", () => {
     }
 
     it("zh-CN is UCS-2 within 70 units, shortening the name with '…'", () => {
-      const text = NotificationTemplates.activatedSms(data({ tenantName: chineseName }), "zh-CN")
+      const text = sms(data({ tenantName: chineseName }), "zh-CN")
       assert.strictEqual(SmsText.encodingOf(text), "UCS-2")
       assert.strictEqual(SmsText.lengthOf(text), 70)
       assert.include(text, "…")
     })
 
     it("en is GSM-7 for a Latin name, and UCS-2 when the name needs it", () => {
-      const latin = NotificationTemplates.activatedSms(data({ tenantName: latinName }), "en")
+      const latin = sms(data({ tenantName: latinName }), "en")
       assert.strictEqual(SmsText.encodingOf(latin), "GSM-7")
       assert.include(latin, latinName)
-      const long = NotificationTemplates.activatedSms(data({ tenantName: `${latinName} ${latinName}` }), "en")
+      const long = sms(data({ tenantName: `${latinName} ${latinName}` }), "en")
       assert.strictEqual(SmsText.encodingOf(long), "GSM-7")
       assert.isAtMost(SmsText.lengthOf(long), 160)
       assert.include(long, "...")
-      const chinese = NotificationTemplates.activatedSms(data({ tenantName: chineseName }), "en")
+      const chinese = sms(data({ tenantName: chineseName }), "en")
       assert.strictEqual(SmsText.encodingOf(chinese), "UCS-2")
       assert.isAtMost(SmsText.lengthOf(chinese), 70)
     })
 
     it("keeps a short name whole", () => {
       assert.strictEqual(
-        NotificationTemplates.activatedSms(data(), "en"),
+        sms(data(), "en"),
         "Your tenant Acme Inc. is now active and ready to use."
       )
       assert.strictEqual(
-        NotificationTemplates.activatedSms(data({ tenantName: "星辰科技" }), "zh-CN"),
+        sms(data({ tenantName: "星辰科技" }), "zh-CN"),
         "您的租户“星辰科技”已成功激活，现在可以开始使用。"
       )
     })
 
     it("sends a curly apostrophe as ' so that an English text stays GSM-7", () => {
-      const text = NotificationTemplates.activatedSms(data({ tenantName: "O’Brien & Sons" }), "en")
+      const text = sms(data({ tenantName: "O’Brien & Sons" }), "en")
       assert.strictEqual(text, "Your tenant O'Brien & Sons is now active and ready to use.")
       assert.strictEqual(SmsText.encodingOf(text), "GSM-7")
     })
 
     it("puts a name with line breaks on one line", () => {
-      const text = NotificationTemplates.activatedSms(data({ tenantName: "Acme\r\nInc." }), "en")
+      const text = sms(data({ tenantName: "Acme\r\nInc." }), "en")
       assert.strictEqual(text, "Your tenant Acme Inc. is now active and ready to use.")
     })
   })

@@ -112,6 +112,26 @@ describe("TenantNotifications", () => {
         assert.strictEqual(welcome?.message.key, `${created.eventId}:email:admin@acme.test`)
         assert.deepStrictEqual(TenantNotifications.notificationsFor(created), welcome === undefined ? [] : [welcome])
       }))
+
+    it.effect("renders exactly the envelopes: one message per envelope, same key, channel, template and recipient", () =>
+      Effect.gen(function*() {
+        const events = [
+          ...(yield* lifeOf({ contact: { email: "Admin@Acme.test", phone: "+8613800138000", locale: "zh-CN" } })),
+          ...(yield* lifeOf({ contact: { email: "admin@acme.test" } }))
+        ]
+        for (const event of events) {
+          const envelopes = TenantNotifications.envelopesFor(event)
+          const notifications = TenantNotifications.notificationsFor(event)
+          assert.deepStrictEqual(
+            notifications.map((n) => [n.message.key, n.channel, n.template, n.message.to]),
+            envelopes.map((e) => [e.key, e.channel, e.template, e.recipient])
+          )
+          assert.deepStrictEqual(envelopes.map((e) => TenantNotifications.notificationOf(event, e)), notifications)
+          for (const e of envelopes) {
+            assert.strictEqual(e.key, TenantNotifications.keyOf(event.eventId, e.channel, e.recipient))
+          }
+        }
+      }))
   })
 
   describe("notify", () => {

@@ -3,8 +3,6 @@ import * as Schema from "effect/Schema"
 import type { AttemptOutcome, Outcome, Status } from "../DeliveryLedger.js"
 import { MAX_LIST_LIMIT } from "../DeliveryLedger.js"
 import * as InvalidInput from "../InvalidInput.js"
-import type { TenantEvent } from "../TenantEvent.js"
-import { notificationsFor } from "../TenantNotifications.js"
 
 export const decodeListOptions = InvalidInput.decode(
   "delivery list options",
@@ -15,14 +13,6 @@ export const decodeListOptions = InvalidInput.decode(
     afterKey: Schema.optional(Schema.String)
   })
 )
-
-/** The messages an event calls for, as ledger rows: the key, the channel and the recipient. */
-export const messagesOf = (event: TenantEvent) =>
-  notificationsFor(event).map((notification) => ({
-    key: notification.message.key,
-    channel: notification.channel,
-    recipient: notification.message.to
-  }))
 
 /** How an outcome changes the message and closes its attempt; one reading for both stores. */
 export interface Transition {

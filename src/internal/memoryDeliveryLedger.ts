@@ -9,6 +9,7 @@ import type { TenantId } from "../Tenant.js"
 import type { TenantEvent } from "../TenantEvent.js"
 import type { OutboxEntry } from "../TenantOutbox.js"
 import * as Rules from "./ledgerRules.js"
+import { envelopesFor } from "./notificationRules.js"
 import { compareCodePoints } from "./repositoryRules.js"
 
 interface Attempt {
@@ -87,14 +88,14 @@ export const makeMemoryLedger = (outbox: ReadonlyArray<OutboxEntry>) => {
     Effect.sync(() => {
       const entries = outbox.slice(expanded, expanded + limit)
       for (const entry of entries) {
-        for (const message of Rules.messagesOf(entry.event)) {
-          if (messages.has(message.key)) continue
+        for (const envelope of envelopesFor(entry.event)) {
+          if (messages.has(envelope.key)) continue
           const created: Message = {
             id: String(++lastId),
-            key: message.key,
+            key: envelope.key,
             event: entry.event,
-            channel: message.channel,
-            recipient: message.recipient,
+            channel: envelope.channel,
+            recipient: envelope.recipient,
             recordedAt: entry.recordedAt.getTime(),
             status: "pending",
             attempts: 0,

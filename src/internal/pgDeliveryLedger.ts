@@ -15,6 +15,7 @@ import type { TenantId } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import { RepositoryError } from "../TenantRepositoryError.js"
 import * as Rules from "./ledgerRules.js"
+import { envelopesFor } from "./notificationRules.js"
 import { listen } from "./pgListener.js"
 
 /** The channel the outbox trigger notifies on commit (see migration 4). */
@@ -114,14 +115,14 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
             undecodable.push({ position: row.position, error: decoded.left.message })
             continue
           }
-          for (const message of Rules.messagesOf(decoded.right)) {
+          for (const envelope of envelopesFor(decoded.right)) {
             deliveries.push({
-              message_key: message.key,
+              message_key: envelope.key,
               event_id: row.event_id,
               tenant_id: row.tenant_id,
               tenant_version: row.tenant_version,
-              channel: message.channel,
-              recipient: message.recipient
+              channel: envelope.channel,
+              recipient: envelope.recipient
             })
           }
         }
