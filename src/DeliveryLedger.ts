@@ -171,8 +171,8 @@ export interface ListOptions {
 export interface Service {
   /**
    * Turns up to `limit` outbox events that no relay has expanded yet into their messages (see
-   * `TenantNotifications.notificationsFor`), in outbox order; returns how many events it took. Safe to run from
-   * several relays at once.
+   * `TenantNotifications.envelopesFor`, which renders no template), in outbox order; returns how many events it
+   * took. Safe to run from several relays at once.
    */
   readonly expand: (limit: number) => Effect.Effect<number, RepositoryError>
   /**

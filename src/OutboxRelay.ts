@@ -54,7 +54,7 @@ import type { AmbiguousEmailPolicy } from "./internal/relayPolicy.js"
 import { cancellationOf, defaultRetry, finishRetry, outcomeOfFailure } from "./internal/relayPolicy.js"
 import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
-import { notificationsFor, TenantNotifications } from "./TenantNotifications.js"
+import { envelopesFor, notificationOf, TenantNotifications } from "./TenantNotifications.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
 export type {
@@ -335,10 +335,12 @@ export const make = (
     const attempt = (claim: Claim): Effect.Effect<Outcome> => {
       const cancelled = cancellationOf(claim, settings.retry, settings.ambiguousEmail)
       if (cancelled !== undefined) return Effect.succeed({ _tag: "Cancelled", reason: cancelled })
-      const notification = notificationsFor(claim.event).find((candidate) => candidate.message.key === claim.key)
-      if (notification === undefined) {
+      // Only the claimed message is rendered: the others of the event are not being sent now.
+      const envelope = envelopesFor(claim.event).find((candidate) => candidate.key === claim.key)
+      if (envelope === undefined) {
         return Effect.succeed({ _tag: "Cancelled", reason: "the event no longer calls for this message" })
       }
+      const notification = notificationOf(claim.event, envelope)
       // The delivery around this is uninterruptible (a stop waits for it); the send runs in a fiber of its own
       // so that the attempt timeout can still cut it off, as an ambiguous attempt.
       const send = SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(

@@ -214,11 +214,11 @@ describe("e-mail headers: no control, format or bidi character", () => {
         (data: NotificationTemplates.TemplateData, locale: Locale) => NotificationTemplates.RenderedEmail
       ]
     > = [
-      ["welcome", NotificationTemplates.welcomeEmail],
-      ["activated", NotificationTemplates.activatedEmail],
-      ["suspended", NotificationTemplates.suspendedEmail],
-      ["deleted", NotificationTemplates.deletedEmail],
-      ["restored", NotificationTemplates.restoredEmail]
+      ["welcome", (data, locale) => NotificationTemplates.render("email", "welcome", data, locale)],
+      ["activated", (data, locale) => NotificationTemplates.render("email", "activated", data, locale)],
+      ["suspended", (data, locale) => NotificationTemplates.render("email", "suspended", data, locale)],
+      ["deleted", (data, locale) => NotificationTemplates.render("email", "deleted", data, locale)],
+      ["restored", (data, locale) => NotificationTemplates.render("email", "restored", data, locale)]
     ]
     const locales: ReadonlyArray<Locale> = ["en", "zh-CN"]
 

@@ -267,29 +267,6 @@ describe("NotificationTemplates", () => {
       assert.include(text, "Acme Inc.")
       assert.include(email.subject, "Acme Inc.")
     })
-
-    it("the functions from before render give what render gives", () => {
-      const before: ReadonlyArray<readonly [NotificationTemplates.Template, Render]> = [
-        ["welcome", NotificationTemplates.welcomeEmail],
-        ["activated", NotificationTemplates.activatedEmail],
-        ["suspended", NotificationTemplates.suspendedEmail],
-        ["deleted", NotificationTemplates.deletedEmail],
-        ["restored", NotificationTemplates.restoredEmail]
-      ]
-      for (const locale of locales) {
-        const sample = data({ reason: "Unpaid\nsecond notice" })
-        for (const [template, render] of before) {
-          assert.deepStrictEqual(
-            render(sample, locale),
-            NotificationTemplates.render("email", template, sample, locale)
-          )
-        }
-        assert.strictEqual(
-          NotificationTemplates.activatedSms(sample, locale),
-          NotificationTemplates.render("sms", "activated", sample, locale)
-        )
-      }
-    })
   })
 
   describe("activated SMS", () => {

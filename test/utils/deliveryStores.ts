@@ -11,7 +11,7 @@ import { DeliveryLedger } from "../../src/DeliveryLedger.js"
 import type { Tenant } from "../../src/Tenant.js"
 import type { TenantEvent } from "../../src/TenantEvent.js"
 import * as TenantLifecycle from "../../src/TenantLifecycle.js"
-import { notificationsFor } from "../../src/TenantNotifications.js"
+import { envelopesFor } from "../../src/TenantNotifications.js"
 import type { TenantOutbox } from "../../src/TenantOutbox.js"
 import * as TenantRepository from "../../src/TenantRepository.js"
 import { layerClientInFreshSchema, TestSchema, urlWithSchema } from "./postgres.js"
@@ -121,7 +121,7 @@ export const storedLife = (input: Record<string, unknown>, steps: ReadonlyArray<
 
 /** The keys of the messages `events` call for, in order. */
 export const keysOf = (events: ReadonlyArray<TenantEvent>): ReadonlyArray<string> =>
-  events.flatMap(notificationsFor).map((notification) => notification.message.key)
+  events.flatMap(envelopesFor).map((envelope) => envelope.key)
 
 /** The key of the one message `event` calls for. */
 export const keyOf = (event: TenantEvent | undefined): string => {
