@@ -1,7 +1,7 @@
 /**
  * A `TenantRepository` that keeps tenants in a `CacheStore` in front of another `TenantRepository`
  * (cache-aside): add one layer and every lookup by id, code or domain is answered from the cache when it can be.
- * The key scheme and the value codec are in `TenantCache`.
+ * The key scheme, the keys each write touches and the value codec are in `TenantCache`.
  *
  * - Reads: `findById` (live tenants only; `includeDeleted: true` always reads the repository), `findByCode` and
  *   `findByDomain` read the cache first; on a miss they load from the repository and fill the cache, found
@@ -80,21 +80,21 @@ import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as MetricKey from "effect/MetricKey"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type { ParseError } from "effect/ParseResult"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
 import { makeFreshness, runFreshness } from "./internal/cacheFreshness.js"
-import type { Change } from "./internal/changeFeed.js"
+import * as CacheMetrics from "./internal/cacheMetrics.js"
 import { ChangeFeed } from "./internal/changeFeed.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
 import { makeLogThrottle } from "./internal/logThrottle.js"
-import { annotateWhenTraced, isTraced, spanWhenTraced, withTags } from "./internal/observability.js"
+import { annotateWhenTraced, isTraced, spanWhenTraced } from "./internal/observability.js"
+import type { Keys } from "./internal/pendingInvalidations.js"
+import { makePendingInvalidations } from "./internal/pendingInvalidations.js"
 import { makeSingleFlight } from "./internal/singleFlight.js"
 import type { Tenant } from "./Tenant.js"
 import * as TenantCache from "./TenantCache.js"
@@ -151,39 +151,8 @@ export interface Options {
   readonly warningInterval?: Duration.DurationInput | undefined
 }
 
-const counterKey = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
-
 /** The `tier` tag of a store that does not name itself. */
 const UNNAMED_TIER = "store"
-
-const errorsKey = counterKey(
-  "tenant_cache_errors",
-  "Tenant cache steps that failed, by tier, lookup and operation"
-)
-const invalidationFailuresKey = counterKey(
-  "tenant_cache_invalidation_failures",
-  "Cache keys whose invalidation after a write failed, by tier and lookup"
-)
-const invalidationsKey = counterKey(
-  "tenant_cache_invalidations",
-  "Cache keys invalidated after a write, by tier and lookup"
-)
-const refusedFillsKey = counterKey(
-  "tenant_cache_refused_fills",
-  "Cache fills refused because the key was invalidated after the fill read it, by tier and lookup"
-)
-const fillsKey = counterKey(
-  "tenant_cache_fills",
-  "Values stored in the cache after a miss, by tier and lookup"
-)
-const missesKey = counterKey(
-  "tenant_cache_misses",
-  "Tenant lookups the cache could not answer, by tier and lookup"
-)
-const hitsKey = counterKey(
-  "tenant_cache_hits",
-  "Tenant lookups answered from the cache, by tier and lookup"
-)
 
 /**
  * Lookups answered from the cache, tagged with `tier` and `lookup` (`id`, `code`, `domain`).
@@ -191,7 +160,7 @@ const hitsKey = counterKey(
  * @since 0.1.0
  * @category metrics
  */
-export const hits = Metric.fromMetricKey(hitsKey)
+export const hits: Metric.Metric.Counter<number> = CacheMetrics.hits
 
 /**
  * Lookups the cache could not answer (nothing stored, or a value that no longer decodes), tagged with `tier`
@@ -200,7 +169,7 @@ export const hits = Metric.fromMetricKey(hitsKey)
  * @since 0.1.0
  * @category metrics
  */
-export const misses = Metric.fromMetricKey(missesKey)
+export const misses: Metric.Metric.Counter<number> = CacheMetrics.misses
 
 /**
  * Values stored after a miss, tagged with `tier` and `lookup`.
@@ -208,7 +177,7 @@ export const misses = Metric.fromMetricKey(missesKey)
  * @since 0.1.0
  * @category metrics
  */
-export const fills = Metric.fromMetricKey(fillsKey)
+export const fills: Metric.Metric.Counter<number> = CacheMetrics.fills
 
 /**
  * Fills refused because their key was invalidated after the fill read it, tagged with `tier` and `lookup`:
@@ -217,7 +186,7 @@ export const fills = Metric.fromMetricKey(fillsKey)
  * @since 0.1.0
  * @category metrics
  */
-export const refusedFills = Metric.fromMetricKey(refusedFillsKey)
+export const refusedFills: Metric.Metric.Counter<number> = CacheMetrics.refusedFills
 
 /**
  * Keys invalidated after a write, tagged with `tier` and `lookup`.
@@ -225,7 +194,7 @@ export const refusedFills = Metric.fromMetricKey(refusedFillsKey)
  * @since 0.1.0
  * @category metrics
  */
-export const invalidations = Metric.fromMetricKey(invalidationsKey)
+export const invalidations: Metric.Metric.Counter<number> = CacheMetrics.invalidations
 
 /**
  * Keys whose invalidation after a write failed at least once (a `CacheError`, or skipped while the circuit
@@ -235,7 +204,7 @@ export const invalidations = Metric.fromMetricKey(invalidationsKey)
  * @since 0.1.0
  * @category metrics
  */
-export const invalidationFailures = Metric.fromMetricKey(invalidationFailuresKey)
+export const invalidationFailures: Metric.Metric.Counter<number> = CacheMetrics.invalidationFailures
 
 /**
  * Cache steps that failed, tagged with `tier`, `lookup` and `operation`: `get`, `fill` and `invalidate` for a
@@ -245,7 +214,7 @@ export const invalidationFailures = Metric.fromMetricKey(invalidationFailuresKey
  * @since 0.1.0
  * @category metrics
  */
-export const errors = Metric.fromMetricKey(errorsKey)
+export const errors: Metric.Metric.Counter<number> = CacheMetrics.errors
 
 /**
  * 1 while the circuit breaker in front of the store is open (the store is not asked), 0 while it is closed;
@@ -254,34 +223,7 @@ export const errors = Metric.fromMetricKey(errorsKey)
  * @since 0.1.0
  * @category metrics
  */
-export const breakerOpen = Metric.gauge("tenant_cache_breaker_open", {
-  description: "1 while the circuit breaker in front of the tenant cache store is open, else 0, by tier"
-})
-
-const metricsOf = (tier: string, lookup: TenantCache.Lookup) => {
-  const tag = (key: MetricKey.MetricKey.Counter<number>) => withTags(key, { tier, lookup })
-  const error = (operation: string) => withTags(errorsKey, { tier, lookup, operation })
-  return {
-    hit: tag(hitsKey),
-    miss: tag(missesKey),
-    fill: tag(fillsKey),
-    refused: tag(refusedFillsKey),
-    invalidated: tag(invalidationsKey),
-    invalidationFailed: tag(invalidationFailuresKey),
-    getError: error("get"),
-    decodeError: error("decode"),
-    encodeError: error("encode"),
-    fillError: error("fill"),
-    invalidateError: error("invalidate")
-  }
-}
-
-// Tagged metrics are built once per layer, not on every lookup.
-const observedFor = (tier: string) => ({
-  id: metricsOf(tier, "id"),
-  code: metricsOf(tier, "code"),
-  domain: metricsOf(tier, "domain")
-})
+export const breakerOpen: Metric.Metric.Gauge<number> = CacheMetrics.breakerOpen
 
 /** What the cache answered for a key. */
 type Read =
@@ -327,28 +269,12 @@ export const make = (
     const repository = yield* TenantRepository.TenantRepository
     const store = yield* CacheStore.CacheStore
     const tier = store.tier ?? UNNAMED_TIER
-    const observed = observedFor(tier)
+    const observed = CacheMetrics.tierMetrics(tier)
     const scope = yield* Effect.scope
     const prefix = options.prefix ?? ""
-    /** The keys of changes from the feed: code and domain keys before id keys, as after a write. */
-    const keysOfChanges = (changes: ReadonlyArray<Change>): ReadonlyArray<string> => {
-      const lookups = new Set<string>()
-      const ids = new Set<string>()
-      for (const change of changes) {
-        ids.add(TenantCache.idKey(change.tenantId, prefix))
-        for (const code of [change.code, change.previousCode]) {
-          if (code !== undefined) lookups.add(TenantCache.codeKey(code, prefix))
-        }
-        for (const domain of [change.domain, change.previousDomain]) {
-          if (domain !== undefined) lookups.add(TenantCache.domainKey(domain, prefix))
-        }
-      }
-      return [...lookups, ...ids]
-    }
     const foundMillis = Duration.toMillis(options.ttl ?? DEFAULT_TTL)
     const absentMillis = Duration.toMillis(options.absentTtl ?? DEFAULT_ABSENT_TTL)
     const jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.9)
-    const maxPending = Math.max(1, options.maxPendingInvalidations ?? 10_000)
     const breaker = yield* makeCircuitBreaker({
       threshold: options.breakerThreshold ?? 5,
       cooldown: options.breakerCooldown ?? DEFAULT_BREAKER_COOLDOWN,
@@ -356,6 +282,14 @@ export const make = (
     })
     /** A store call, or `None` without calling the store while the breaker is open. */
     const guarded = breaker.run
+    const pending = yield* makePendingInvalidations({
+      store,
+      guarded,
+      maxPending: Math.max(1, options.maxPendingInvalidations ?? 10_000),
+      retryInterval: options.retryInterval ?? DEFAULT_RETRY_INTERVAL,
+      metrics: observed,
+      tier
+    })
 
     const ttlOf = (found: Option.Option<Tenant>): Effect.Effect<Duration.Duration> => {
       const millis = Option.isSome(found) ? foundMillis : absentMillis
@@ -618,94 +552,11 @@ export const make = (
       const key = cacheKey.value
       return Effect.withFiberRuntime((fiber) => {
         const traced = isTraced(fiber.currentTracer)
-        return !traced && pending.size === 0 && breaker.isClear() && trusted()
+        return !traced && pending.isEmpty() && breaker.isClear() && trusted()
           ? quickRead(lookup, key, load, fiber.getFiberRef(FiberRef.currentMetricLabels))
           : Effect.flatMap(read(lookup, key, traced), (result) => afterRead(lookup, key, load, result))
       })
     }
-
-    type Keys = ReadonlyArray<readonly [TenantCache.Lookup, string]>
-
-    const countEach = (
-      keys: Keys,
-      counter: (lookup: TenantCache.Lookup) => ReadonlyArray<Metric.Metric.Counter<number>>
-    ) =>
-      Effect.forEach(keys, ([lookup]) =>
-        Effect.forEach(counter(lookup), (metric) => Metric.increment(metric), { discard: true }), {
-        discard: true
-      })
-
-    // Keys whose invalidation has not reached the store yet, each with the turn at which it was (last) kept, so
-    // that a retry that started before a key was kept again does not forget it.
-    const pending = new Map<string, { readonly lookup: TenantCache.Lookup; readonly turn: number }>()
-    let turn = 0
-
-    const keep = (keys: Keys) =>
-      Effect.suspend(() => {
-        const dropped: Array<string> = []
-        for (const [lookup, key] of keys) {
-          pending.delete(key)
-          pending.set(key, { lookup, turn: ++turn })
-        }
-        while (pending.size > maxPending) {
-          const oldest = pending.keys().next()
-          if (oldest.done === true) {
-            break
-          }
-          pending.delete(oldest.value)
-          dropped.push(oldest.value)
-        }
-        return dropped.length === 0 ? Effect.void : Effect.logError(
-          "TenantCache: too many invalidations pending; giving up the oldest, which may serve a stale tenant"
-        ).pipe(Effect.annotateLogs({ keys: dropped.join(" ") }))
-      })
-
-    /**
-     * Retries every pending invalidation (when the breaker lets it); answers whether none is pending any more.
-     * Callers that come while a retry is under way wait for it rather than send the whole batch again: during an
-     * outage every read comes here first.
-     */
-    const flush: Effect.Effect<boolean> = Effect.suspend(() =>
-      pending.size === 0 ? Effect.succeed(true) : sharedFlush("flush", retryPending)
-    )
-
-    const sharedFlush = makeSingleFlight<boolean, never>(scope)
-
-    const retryPending: Effect.Effect<boolean> = Effect.suspend(() => {
-      if (pending.size === 0) {
-        return Effect.succeed(true)
-      }
-      const batch = Array.from(pending, ([key, { lookup, turn }]) => ({ key, lookup, turn }))
-      return guarded(store.invalidate(batch.map(({ key }) =>
-        key
-      ))).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.succeed(false),
-          onSome: () =>
-            Effect.suspend(() => {
-              const done = batch.filter(({ key, turn }) => pending.get(key)?.turn === turn)
-              for (const { key } of done) pending.delete(key)
-              return Effect.as(
-                countEach(done.map(({ key, lookup }) => [lookup, key] as const), (lookup) => [
-                  observed[lookup].invalidated
-                ]),
-                pending.size === 0
-              )
-            })
-        })),
-        Effect.catchAll((error) =>
-          Effect.logDebug("TenantCache: retrying pending invalidations failed; still bypassing the store").pipe(
-            Effect.annotateLogs({ pending: pending.size, reason: error.reason, detail: error.detail }),
-            Effect.as(false)
-          )
-        ),
-        (effect) =>
-          spanWhenTraced(effect, "TenantCache.retryInvalidations", {
-            captureStackTrace: false,
-            attributes: { "tenant.cache.tier": tier, "tenant.cache.pending": batch.length }
-          })
-      )
-    })
 
     /**
      * A store call made only once no invalidation is pending, while the store is confirmed fresh (see
@@ -715,9 +566,9 @@ export const make = (
       Effect.suspend(() =>
         !trusted()
           ? Effect.succeedNone
-          : pending.size === 0
+          : pending.isEmpty()
           ? guarded(call)
-          : Effect.flatMap(flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
+          : Effect.flatMap(pending.flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
       )
 
     // The write has committed and succeeds; the keys are kept for a retry, logged and counted.
@@ -727,8 +578,8 @@ export const make = (
         "TenantCache: invalidation did not reach the store; retrying it, reading the repository",
         { keys: keys.map(([, key]) => key).join(" "), reason, detail }
       ).pipe(
-        Effect.zipRight(keep(keys)),
-        Effect.zipRight(countEach(keys, (lookup) => [observed[lookup].invalidationFailed])),
+        Effect.zipRight(pending.keep(keys)),
+        Effect.zipRight(CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidationFailed)),
         Effect.zipRight(outcome("kept"))
       )
 
@@ -736,11 +587,11 @@ export const make = (
       guarded(store.invalidate(keys.map(([, key]) => key))).pipe(
         Effect.flatMap(Option.match({
           onNone: () => invalidationKept(keys, "BreakerOpen", "the circuit breaker is open"),
-          onSome: () => countEach(keys, (lookup) => [observed[lookup].invalidated])
+          onSome: () => CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidated)
         })),
         Effect.catchAll((error) =>
           Effect.zipRight(
-            countEach(keys, (lookup) => [observed[lookup].invalidateError]),
+            CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidateError),
             invalidationKept(keys, error.reason, error.detail)
           )
         ),
@@ -776,7 +627,10 @@ export const make = (
         maxStaleness: Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS),
         interval: Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
         window: Duration.millis(Math.max(foundMillis, absentMillis) * (1 + jitter) + 60_000),
-        keysOf: keysOfChanges
+        keysOf: (changes) => {
+          const { ids, lookups } = TenantCache.keysOfChanges(changes, prefix)
+          return [...lookups, ...ids].map(([, key]) => key)
+        }
       })
       : undefined
     // Whether the store may be read: always, when there is nothing to follow.
@@ -797,40 +651,16 @@ export const make = (
       )
     }
 
-    // Pending invalidations are retried in the background too, so that they reach the store without a read.
-    yield* Effect.forkIn(
-      Effect.interruptible(Effect.repeat(flush, Schedule.spaced(options.retryInterval ?? DEFAULT_RETRY_INTERVAL))),
-      scope
-    )
-
-    /**
-     * Every key the tenant had or has: the states the events carry, and the code and domain an update replaced.
-     * Code and domain keys are invalidated before id keys; the id fill of a lookup by code or domain relies on it.
-     */
+    /** After a write that may have committed, every key it touched: see `TenantCache.keysOfWrite` for the order. */
     const invalidateAfter =
       (tenant: Tenant, events: ReadonlyArray<TenantEvent>) =>
       <E extends { readonly _tag: string }>(exit: Exit.Exit<void, E>): Effect.Effect<void> => {
         if (!mayHaveWritten(exit)) return Effect.void
-        const lookups = new Map<string, TenantCache.Lookup>()
-        const ids = new Map<string, TenantCache.Lookup>()
-        for (const state of [tenant, ...events.map((event) => event.tenant)]) {
-          ids.set(TenantCache.idKey(state.id, prefix), "id")
-          lookups.set(TenantCache.codeKey(state.code, prefix), "code")
-          if (state.domain !== undefined) lookups.set(TenantCache.domainKey(state.domain, prefix), "domain")
-        }
-        for (const event of events) {
-          if (event._tag !== "TenantUpdated") continue
-          if (event.previousCode !== undefined) lookups.set(TenantCache.codeKey(event.previousCode, prefix), "code")
-          if (event.previousDomain !== undefined) {
-            lookups.set(TenantCache.domainKey(event.previousDomain, prefix), "domain")
-          }
-        }
-        const entries = (keys: Map<string, TenantCache.Lookup>): Keys =>
-          Array.from(keys, ([key, lookup]) => [lookup, key] as const)
-        return Effect.zipRight(invalidate(entries(lookups)), invalidate(entries(ids))).pipe(
+        const { ids, lookups } = TenantCache.keysOfWrite(tenant, events, prefix)
+        return Effect.zipRight(invalidate(lookups), invalidate(ids)).pipe(
           Effect.zipRight(Effect.sync(() => {
             // Applied inline only if none of the keys is left pending.
-            if (![...lookups.keys(), ...ids.keys()].some((key) => pending.has(key))) markApplied(events)
+            if (![...lookups, ...ids].some(([, key]) => pending.has(key))) markApplied(events)
           }))
         )
       }

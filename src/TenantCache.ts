@@ -26,6 +26,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { codeToFind, domainToFind } from "./internal/repositoryRules.js"
 import { isTenantId, normalizeCode, normalizeHostname, reconstitute, Tenant } from "./Tenant.js"
+import type { TenantEvent } from "./TenantEvent.js"
 
 /**
  * The three ways a tenant is looked up, each with keys of its own.
@@ -95,6 +96,85 @@ export const lookupKey = (lookup: Lookup, input: unknown, prefix = ""): Option.O
       return domain === undefined ? Option.none() : Option.some(domainKey(domain, prefix))
     }
   }
+}
+
+/**
+ * The keys a write touched, as they are invalidated: every code and domain key in one batch, then every id key in
+ * another. The order is a rule: a lookup by code or domain fills the tenant's id key only once its own fill was
+ * accepted, and that is safe only because a write moves the code and domain keys before the id key (see
+ * `CachedTenantRepository`). Each key comes with the lookup it serves.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export interface WriteKeys {
+  readonly lookups: ReadonlyArray<readonly [Lookup, string]>
+  readonly ids: ReadonlyArray<readonly [Lookup, string]>
+}
+
+const writeKeys = (lookups: ReadonlyMap<string, Lookup>, ids: ReadonlyMap<string, Lookup>): WriteKeys => ({
+  lookups: Array.from(lookups, ([key, lookup]) => [lookup, key] as const),
+  ids: Array.from(ids, ([key, lookup]) => [lookup, key] as const)
+})
+
+/**
+ * Every key a write of `tenant` with `events` touched: those of the tenant and of every state its events carry,
+ * and those of the code and domain that an update replaced, each once.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const keysOfWrite = (tenant: Tenant, events: ReadonlyArray<TenantEvent>, prefix = ""): WriteKeys => {
+  const lookups = new Map<string, Lookup>()
+  const ids = new Map<string, Lookup>()
+  for (const state of [tenant, ...events.map((event) => event.tenant)]) {
+    ids.set(idKey(state.id, prefix), "id")
+    lookups.set(codeKey(state.code, prefix), "code")
+    if (state.domain !== undefined) lookups.set(domainKey(state.domain, prefix), "domain")
+  }
+  for (const event of events) {
+    if (event._tag !== "TenantUpdated") continue
+    if (event.previousCode !== undefined) lookups.set(codeKey(event.previousCode, prefix), "code")
+    if (event.previousDomain !== undefined) lookups.set(domainKey(event.previousDomain, prefix), "domain")
+  }
+  return writeKeys(lookups, ids)
+}
+
+/**
+ * What a committed write changed of one tenant's keys, as a feed of the repository's changes reports it: the
+ * tenant's id, code and domain after the write, and the code and domain it replaced.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export interface KeyChange {
+  readonly tenantId: string
+  readonly code: string
+  readonly domain?: string | undefined
+  readonly previousCode?: string | undefined
+  readonly previousDomain?: string | undefined
+}
+
+/**
+ * Every key the writes behind `changes` touched, each once: the keys a process that did not make the writes
+ * invalidates.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const keysOfChanges = (changes: Iterable<KeyChange>, prefix = ""): WriteKeys => {
+  const lookups = new Map<string, Lookup>()
+  const ids = new Map<string, Lookup>()
+  for (const change of changes) {
+    ids.set(idKey(change.tenantId, prefix), "id")
+    for (const code of [change.code, change.previousCode]) {
+      if (code !== undefined) lookups.set(codeKey(code, prefix), "code")
+    }
+    for (const domain of [change.domain, change.previousDomain]) {
+      if (domain !== undefined) lookups.set(domainKey(domain, prefix), "domain")
+    }
+  }
+  return writeKeys(lookups, ids)
 }
 
 /**
