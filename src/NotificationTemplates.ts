@@ -93,7 +93,10 @@ export interface TemplateData {
   readonly tenantCode: string
   /** When the event happened; shown in UTC. */
   readonly occurredAt: Date
-  /** Who made the change (a user id, a service name or `system`). */
+  /**
+   * Who made the change (a user id, a service name or `system`); e-mails name it only when it is given.
+   * `TenantNotifications` gives it only when its layer is made with `showActor: true`.
+   */
   readonly actor?: string
   /** Why; suspension and deletion messages say so when there is none. */
   readonly reason?: string

@@ -54,7 +54,7 @@ import type { AmbiguousEmailPolicy } from "./internal/relayPolicy.js"
 import { cancellationOf, defaultRetry, finishRetry, outcomeOfFailure } from "./internal/relayPolicy.js"
 import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
-import { envelopesFor, notificationOf, TenantNotifications } from "./TenantNotifications.js"
+import { envelopesFor, TenantNotifications } from "./TenantNotifications.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
 export type {
@@ -340,7 +340,7 @@ export const make = (
       if (envelope === undefined) {
         return Effect.succeed({ _tag: "Cancelled", reason: "the event no longer calls for this message" })
       }
-      const notification = notificationOf(claim.event, envelope)
+      const notification = notifications.notificationOf(claim.event, envelope)
       // The delivery around this is uninterruptible (a stop waits for it); the send runs in a fiber of its own
       // so that the attempt timeout can still cut it off, as an ambiguous attempt.
       const send = SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(

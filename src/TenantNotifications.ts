@@ -17,6 +17,10 @@
  * ({@link envelopesFor}) are a function of the event alone; texts are rendered only when a message is built to be
  * sent ({@link notificationOf}), so no template change can change a key.
  *
+ * Messages do not name who made the change (`actor`, an internal user id or service name) unless the layer is made
+ * with `showActor: true` ({@link RenderOptions}); the option changes texts only, never which messages go out or
+ * their keys.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -127,44 +131,79 @@ export const keyOf: (eventId: string, channel: Channel, recipient: string) => st
  */
 export const envelopesFor: (event: TenantEvent) => ReadonlyArray<Envelope> = Rules.envelopesFor
 
-const dataOf = (event: TenantEvent): NotificationTemplates.TemplateData => ({
+/**
+ * How messages are rendered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RenderOptions {
+  /**
+   * Whether e-mails name who made the change (the event's `actor`: a user id, a service name or `system`).
+   * Default `false`: actors are internal names, which customers should not see unless the application chooses
+   * so. Texts only; which messages go out and their keys never depend on it.
+   */
+  readonly showActor?: boolean | undefined
+}
+
+const dataOf = (event: TenantEvent, options: RenderOptions): NotificationTemplates.TemplateData => ({
   tenantName: event.tenant.name,
   tenantCode: event.tenant.code,
   occurredAt: event.occurredAt,
-  actor: event.actor,
+  // Left out, not blanked, so that no template can show it by mistake when the option is off.
+  ...((options.showActor ?? false) ? { actor: event.actor } : {}),
   ...("reason" in event && event.reason !== undefined ? { reason: event.reason } : {})
 })
 
 /**
  * One message of `event` (one of its {@link envelopesFor}), rendered in the contact's locale: for a sender that
- * renders at send time only the message it sends.
+ * renders at send time only the message it sends. The actor is named only with `showActor: true`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const notificationOf = (event: TenantEvent, envelope: Envelope): Notification => {
+export const notificationOf = (event: TenantEvent, envelope: Envelope, options: RenderOptions = {}): Notification => {
   const { locale } = event.tenant.contact
   const { key, recipient: to } = envelope
+  const data = dataOf(event, options)
   switch (envelope.channel) {
     case "email": {
-      const rendered = NotificationTemplates.render("email", envelope.template, dataOf(event), locale)
+      const rendered = NotificationTemplates.render("email", envelope.template, data, locale)
       return { channel: "email", template: envelope.template, event, message: { key, to, ...rendered } }
     }
     case "sms": {
-      const text = NotificationTemplates.render("sms", envelope.template, dataOf(event), locale)
+      const text = NotificationTemplates.render("sms", envelope.template, data, locale)
       return { channel: "sms", template: envelope.template, event, message: { key, to, text } }
     }
   }
 }
 
 /**
- * The messages an event calls for, rendered and addressed; pure.
+ * The messages an event calls for, rendered with `options` and addressed; pure.
+ *
+ * @example
+ * ```ts
+ * import * as TenantNotifications from "tenant-infra/TenantNotifications"
+ * import type { TenantEvent } from "tenant-infra/TenantEvent"
+ *
+ * declare const events: ReadonlyArray<TenantEvent>
+ * const withActors = events.flatMap(TenantNotifications.notificationsWith({ showActor: true }))
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const notificationsFor = (event: TenantEvent): ReadonlyArray<Notification> =>
-  envelopesFor(event).map((envelope) => notificationOf(event, envelope))
+export const notificationsWith = (options: RenderOptions) => (event: TenantEvent): ReadonlyArray<Notification> =>
+  envelopesFor(event).map((envelope) => notificationOf(event, envelope, options))
+
+/**
+ * The messages an event calls for, rendered with the default options (no actor) and addressed; pure. One
+ * argument, so that `events.flatMap(notificationsFor)` works; {@link notificationsWith} takes options.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const notificationsFor = (event: TenantEvent): ReadonlyArray<Notification> => notificationsWith({})(event)
 
 /**
  * A message the provider accepted, with its id (the Message-ID, or the gateway's id).
@@ -205,6 +244,11 @@ export interface Report {
  * @category models
  */
 export interface Service {
+  /**
+   * One message of an event, rendered with this service's options (`showActor`): what a sender that renders at
+   * send time (the outbox relay) calls, so that the layer's options reach its messages.
+   */
+  readonly notificationOf: (event: TenantEvent, envelope: Envelope) => Notification
   /** One attempt at one message, for callers that keep their own retry state (the outbox relay). */
   readonly deliver: (notification: Notification) => Effect.Effect<Sent, SendError>
   /** Every message of the event, each with the retry policy; never fails, the report says what failed. */
@@ -245,7 +289,7 @@ export const notificationsFailed = Metric.counter("tenant_notifications_failed",
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options extends RenderOptions {
   /** The retry policy `notify` applies to each message (default `SendRetry.defaults`). */
   readonly retry?: SendRetry.Options | undefined
 }
@@ -259,6 +303,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Maile
     const mailer = yield* Mailer
     const gateway = yield* SmsGateway
     const policy = options.retry ?? SendRetry.defaults
+    const rendering: RenderOptions = { showActor: options.showActor }
 
     const deliver = (notification: Notification): Effect.Effect<Sent, SendError> => {
       const send: Effect.Effect<Sent, SendError> = notification.channel === "email"
@@ -275,7 +320,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Maile
 
     const notify = (event: TenantEvent): Effect.Effect<Report> =>
       Effect.partition(
-        notificationsFor(event),
+        notificationsWith(rendering)(event),
         (notification) =>
           SendRetry.retry(notification.channel, policy)(deliver(notification)).pipe(
             Effect.tap(() => Metric.increment(tagged(notificationsSent, notification))),
@@ -293,7 +338,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Maile
         })
       )
 
-    return { deliver, notify }
+    return {
+      notificationOf: (event: TenantEvent, envelope: Envelope) => notificationOf(event, envelope, rendering),
+      deliver,
+      notify
+    }
   })
 
 /**

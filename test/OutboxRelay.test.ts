@@ -232,6 +232,50 @@ for (const backend of storeBackends) {
           }
         })))
 
+      it.effect("renders through the notifications layer: the actor is named only when the layer says so", () =>
+        inEmptyStore(Effect.gen(function*() {
+          const texts: Array<string> = []
+          const senders = Layer.merge(
+            Layer.succeed(
+              Mailer,
+              Mailer.of({
+                from: "noreply@relay.test",
+                send: (message) =>
+                  Effect.sync(() => {
+                    texts.push(message.text)
+                    return { messageId: `<${message.key}@relay.test>`, response: "250 OK" }
+                  })
+              })
+            ),
+            Layer.succeed(
+              SmsGateway,
+              SmsGateway.of({ send: (message) => Effect.succeed({ id: `sms:${message.key}` }) })
+            )
+          )
+          const deliveredWith = (showActor: boolean) =>
+            Effect.gen(function*() {
+              texts.length = 0
+              yield* storedLife({}, [TenantLifecycle.suspend])
+              yield* Effect.scoped(Effect.zipRight(
+                Layer.build(
+                  OutboxRelay.layer(fast).pipe(
+                    Layer.provide(TenantNotifications.layer({ showActor })),
+                    Layer.provide(senders)
+                  )
+                ),
+                statsWhen(settled)
+              ))
+              return [...texts]
+            })
+          // storedLife's changes are made by the actor "ops".
+          const hidden = yield* deliveredWith(false)
+          assert.lengthOf(hidden, 2)
+          assert.isTrue(hidden.every((text) => !text.includes("ops")), hidden.join("\n---\n"))
+          const shown = yield* deliveredWith(true)
+          assert.lengthOf(shown, 2)
+          assert.isTrue(shown.some((text) => text.includes("ops")), shown.join("\n---\n"))
+        })))
+
       describe("failures", () => {
         it.effect("backs off after transient failures, then delivers", () =>
           inEmptyStore(Effect.gen(function*() {
