@@ -10,9 +10,10 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { PgWatchdog, watchedSocket } from "./internal/pgSocket.js"
@@ -86,7 +87,7 @@ const usesTls = (options: Options): boolean =>
  *
  * | variable | default | meaning |
  * | --- | --- | --- |
- * | `DATABASE_URL` | (required) | `postgres://user:password@host:port/database` |
+ * | `DATABASE_URL` | (required) | `postgres://user:password@host:port/database`; anything else fails at start as a `ConfigError` |
  * | `DATABASE_POOL_MAX` | `10` | most pooled connections |
  * | `DATABASE_CONNECT_TIMEOUT` | `5 seconds` | how long to wait for a connection |
  * | `DATABASE_QUERY_TIMEOUT` | `5 seconds` | how long the server may stay silent while a query waits |
@@ -96,13 +97,30 @@ const usesTls = (options: Options): boolean =>
  * @since 0.1.0
  * @category layers
  */
+// Checked at start, so that a mistyped URL is a configuration error naming the variable (the CLI's exit 3), not a
+// failed connection to a host the driver made up from it. The message never holds the value: it is a secret.
+const databaseUrl = Config.mapOrFail(Config.redacted("DATABASE_URL"), (url) => {
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(Redacted.value(url))
+  } catch {
+    parsed = undefined
+  }
+  return parsed !== undefined && (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:") &&
+      (parsed.hostname !== "" || parsed.searchParams.has("host"))
+    ? Either.right(url)
+    : Either.left(
+      ConfigError.InvalidData(["DATABASE_URL"], "must be a URL such as postgres://user:password@host:5432/database")
+    )
+})
+
 export const layer: Layer.Layer<
   PgClient.PgClient | SqlClient.SqlClient,
   ConfigError.ConfigError | SqlError.SqlError
 > = Layer.unwrapEffect(
   Effect.map(
     Config.all({
-      url: Config.redacted("DATABASE_URL"),
+      url: databaseUrl,
       maxConnections: Config.integer("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
       connectTimeout: Config.duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(defaults.connectTimeout)),
       queryTimeout: Config.duration("DATABASE_QUERY_TIMEOUT").pipe(Config.withDefault(defaults.queryTimeout))

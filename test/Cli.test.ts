@@ -208,6 +208,21 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(missing.stderr, "tenant-infra: DATABASE_URL is not set\n")
     }))
 
+  it.scopedLive("a DATABASE_URL that is not a PostgreSQL URL is a configuration error (exit 3), its value not shown", () =>
+    Effect.gen(function*() {
+      const urls = ["not-a-url", "http://tenant:pw-that-must-not-show@db.example/tenants", "postgres://"]
+      const ended = yield* Effect.all(urls.map((url) => cli(["stats"], { DATABASE_URL: url })), {
+        concurrency: "unbounded"
+      })
+      for (const [i, run] of ended.entries()) {
+        assert.strictEqual(run.code, Cli.ExitCode.configuration, urls[i])
+        assert.strictEqual(
+          run.stderr,
+          "tenant-infra: DATABASE_URL is invalid: must be a URL such as postgres://user:password@host:5432/database\n"
+        )
+      }
+    }))
+
   it.scopedLive("relay delivers a new tenant's welcome e-mail, and SIGTERM stops it gracefully (exit 0)", () =>
     Effect.gen(function*() {
       const { url } = yield* freshDatabase
