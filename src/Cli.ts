@@ -497,5 +497,29 @@ const StderrLogger = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ 
 export const run = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError, CliApp.CliApp.Environment> =>
   Effect.flatMap(version, (version) => Command.run(command, { name: "tenant-infra", version })(argv)).pipe(
     Effect.tapErrorCause(report),
-    Effect.provide(StderrLogger)
+    Effect.provide(StderrLogger),
+    withColorsWhenWanted
+  )
+
+// @effect/cli writes its help with ANSI styles whatever the output; a pipe, a file or NO_COLOR
+// (https://no-color.org: set and not empty) gets plain text.
+const ANSI_ESCAPE = /\u001b\[[0-9;]*m/g
+const plain = (value: unknown): unknown => typeof value === "string" ? value.replace(ANSI_ESCAPE, "") : value
+
+const withColorsWhenWanted = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() =>
+    process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") === ""
+      ? effect
+      : Console.consoleWith((console) =>
+        Console.withConsole(effect, {
+          ...console,
+          log: (...args) => console.log(...args.map(plain)),
+          error: (...args) => console.error(...args.map(plain)),
+          unsafe: {
+            ...console.unsafe,
+            log: (...args) => console.unsafe.log(...args.map(plain)),
+            error: (...args) => console.unsafe.error(...args.map(plain))
+          }
+        })
+      )
   )

@@ -332,7 +332,7 @@ describe("tenant-infra (the command line)", () => {
       }
     }))
 
-  it.scopedLive("--version prints the package's version; --help lists the commands", () =>
+  it.scopedLive("--version prints the package's version; --help lists the commands, in plain text to a pipe", () =>
     Effect.gen(function*() {
       const [version, help] = yield* Effect.all([cli(["--version"], {}), cli(["--help"], {})], {
         concurrency: "unbounded"
@@ -343,6 +343,8 @@ describe("tenant-infra (the command line)", () => {
       for (const command of ["migrate", "relay", "dead-letters", "replay", "stats", "health"]) {
         assert.include(help.stdout, `- ${command}`)
       }
+      // Written to a pipe: plain text, no ANSI styles.
+      assert.notInclude(help.stdout, "\u001b[")
     }))
 })
 
