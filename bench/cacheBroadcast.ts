@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreTiered from "../src/CacheStore/Tiered.js"
 import { freshPrefix, REDIS_URL } from "../test/utils/redis.js"
 import * as Harness from "./harness.js"
 
@@ -24,7 +25,7 @@ const program = Effect.gen(function*() {
   const prefix = yield* freshPrefix
   const instance = () =>
     Effect.map(
-      Layer.build(CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix })),
+      Layer.build(CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix })),
       Context.get(CacheStore.CacheStore)
     )
   const a = yield* instance()

@@ -30,7 +30,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantCache from "../src/TenantCache.js"
 import * as TenantRepository from "../src/TenantRepository.js"
@@ -60,7 +60,7 @@ const cachedStack = (prefix: string, tenants: number, client: Redis, options: Ca
         ManagedRuntime.make(
           CachedTenantRepository.layer(options).pipe(
             Layer.provide(TenantRepository.layerMemory),
-            Layer.provide(CacheStore.layerRedis({
+            Layer.provide(CacheStoreRedis.layer({
               url: Redacted.make(REDIS_URL),
               prefix,
               commandTimeout: COMMAND_TIMEOUT_MILLIS

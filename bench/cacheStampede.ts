@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { freshPrefix, REDIS_URL } from "../test/utils/redis.js"
@@ -105,7 +106,7 @@ const program = Effect.gen(function*() {
   const prefix = yield* freshPrefix
   const backends: ReadonlyArray<Backend> = [
     { name: "memory", store: CacheStore.layerMemory() },
-    { name: "redis", store: CacheStore.layerRedis({ url: Redacted.make(REDIS_URL), prefix }) }
+    { name: "redis", store: CacheStoreRedis.layer({ url: Redacted.make(REDIS_URL), prefix }) }
   ]
   const rounds = yield* Effect.forEach(backends, setUp)
   // A warm-up round per backend, not counted: the JIT, the connection, Redis loading its scripts.

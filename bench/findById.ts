@@ -22,6 +22,7 @@ import { rowToProps, type TenantRow } from "../src/internal/pgRepository.js"
 import * as Postgres from "../src/Postgres.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
 import { lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
@@ -43,8 +44,8 @@ const program = Effect.gen(function*() {
   const runtime = yield* Effect.acquireRelease(
     Effect.sync(() =>
       ManagedRuntime.make(
-        TenantRepository.layerPg.pipe(
-          Layer.provide(Postgres.layerWith({
+        TenantRepositoryPg.layer().pipe(
+          Layer.provide(Postgres.layer({
             url: Redacted.make(url),
             maxConnections: POOL_SIZE,
             connectTimeout: "5 seconds"

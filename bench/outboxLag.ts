@@ -25,6 +25,7 @@ import * as OutboxRelay from "../src/OutboxRelay.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import { keyOf } from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
 import { recordingSenders } from "./outboxThroughput.js"
@@ -32,13 +33,13 @@ import { recordingSenders } from "./outboxThroughput.js"
 const RATE = 100
 const EVENTS = 1_000
 const WARMUP_EVENTS = 100
-/** `Postgres.layer`'s default pool, for the producer and for the relay each. */
+/** `TenantInfra.layerPostgres`'s default pool, for the producer and for the relay each. */
 const POOL_SIZE = 10
 const GOAL_P99_MILLIS = 200
 const DEADLINE = Duration.seconds(30)
 
 const storeIn = (url: string) =>
-  TenantRepository.layerPg.pipe(
+  TenantRepositoryPg.layer().pipe(
     Layer.provideMerge(
       PgClient.layer({ url: Redacted.make(url), maxConnections: POOL_SIZE, connectTimeout: "5 seconds" })
     )

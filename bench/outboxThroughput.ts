@@ -1,6 +1,6 @@
 /**
  * Messages per second from the outbox to the memory senders through `OutboxRelay.layer` on PostgreSQL (local,
- * a fresh schema per scenario, `Postgres.layer`'s default pool): the outbox is filled first with `EVENTS` tenant
+ * a fresh schema per scenario, `TenantInfra.layerPostgres`'s default pool): the outbox is filled first with `EVENTS` tenant
  * creations (one welcome e-mail each), then the relays start, and the clock runs from their start until the
  * ledger's stats count every message delivered. Scenarios:
  *
@@ -36,11 +36,12 @@ import type { TenantCreated } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantNotifications from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
 
 const EVENTS = 5_000
-/** `Postgres.layer`'s default pool. */
+/** `TenantInfra.layerPostgres`'s default pool. */
 const POOL_SIZE = 10
 /** `OutboxRelay`'s default. */
 const RELAY_CONCURRENCY = 32
@@ -134,7 +135,7 @@ const scenario = (name: string, relays: number, options: OutboxRelay.Options) =>
   Effect.scoped(Effect.gen(function*() {
     const url = urlWithSchema(yield* freshSchemaNamed("bench"))
     const store = yield* Layer.build(
-      TenantRepository.layerPg.pipe(
+      TenantRepositoryPg.layer().pipe(
         Layer.provideMerge(PgClient.layer({
           url: Redacted.make(url),
           maxConnections: POOL_SIZE,

@@ -10,6 +10,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import nodemailer from "nodemailer"
 import * as Mailer from "../src/Mailer.js"
+import * as MailerSmtp from "../src/Mailer/Smtp.js"
 import { makeSmtpServer } from "../test/utils/smtpServer.js"
 import * as Harness from "./harness.js"
 
@@ -34,7 +35,7 @@ const program = Effect.gen(function*() {
 
   const runtime = yield* Effect.acquireRelease(
     Effect.sync(() =>
-      ManagedRuntime.make(Mailer.layerSmtp({
+      ManagedRuntime.make(MailerSmtp.layer({
         url: Redacted.make(url),
         from: FROM,
         maxConnections: MAX_CONNECTIONS,

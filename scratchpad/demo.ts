@@ -1,29 +1,17 @@
 /**
- * The demo behind `npm start`: a few tenants through their life, on the in-memory repository, or on PostgreSQL
- * when DATABASE_URL is set (the layer migrates first). Every step prints what happened. An outbox relay runs
+ * The demo behind `npm start`: a few tenants through their life, on the stack `TenantInfra.layerConfig` builds
+ * from the environment: the in-memory repository, or PostgreSQL when DATABASE_URL is set (migrated first). Every step prints what happened. An outbox relay runs
  * beside it and delivers every event's notifications (to memory, or through SMTP_URL / SMS_GATEWAY_URL when they
  * are set); the demo ends by printing each message and what the delivery ledger says of it.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import {
-  DeliveryLedger,
-  Mailer,
-  OutboxRelay,
-  Postgres,
-  SmsGateway,
-  TenantLifecycle,
-  TenantNotifications,
-  TenantOutbox,
-  TenantRepository
-} from "../src/index.js"
+import { DeliveryLedger, TenantLifecycle, TenantNotifications, TenantOutbox, TenantRepository } from "../src/index.js"
 import type { Tenant } from "../src/Tenant.js"
+import * as TenantInfra from "../src/TenantInfra.js"
 
 const describeTenant = (tenant: Tenant) =>
   `${tenant.code} "${tenant.name}" ${tenant.status} v${tenant.version}` +
@@ -174,41 +162,26 @@ const program = Effect.gen(function*() {
   yield* Console.log(JSON.stringify(yield* ledger.stats, (key, value) => key === "oldestPendingAt" ? undefined : value))
 })
 
-const RepositoryLive = Layer.unwrapEffect(
-  Effect.map(Config.option(Config.redacted("DATABASE_URL")), (url) =>
-    Option.isSome(url)
-      ? TenantRepository.layerPg.pipe(
-        Layer.provide(Postgres.layer),
-        Layer.tap(() => Console.log("Using PostgreSQL from DATABASE_URL (migrations ran)"))
-      )
-      : TenantRepository.layerMemory.pipe(
-        Layer.tap(() => Console.log("Using the in-memory repository (set DATABASE_URL for PostgreSQL)"))
-      ))
+// Says what the environment chose, before the stack is built from it.
+const announce = Effect.gen(function*() {
+  const settings = yield* TenantInfra.settings({ relay: true, allowMemorySenders: true })
+  yield* Console.log(
+    [
+      Option.isSome(settings.postgres)
+        ? "Using PostgreSQL from DATABASE_URL (migrations run first)"
+        : "Using the in-memory repository (set DATABASE_URL for PostgreSQL)",
+      Option.isSome(settings.redis) ? "Cache store: Redis from REDIS_URL" : undefined,
+      Option.isSome(settings.smtp) ? "E-mail goes to SMTP_URL" : "E-mail is kept in memory (set SMTP_URL to send)",
+      Option.isSome(settings.sms)
+        ? "SMS goes to SMS_GATEWAY_URL"
+        : "SMS is kept in memory (set SMS_GATEWAY_URL to send)"
+    ].filter((line) => line !== undefined).join("\n")
+  )
+})
+
+// The whole stack from the environment, with a relay that works from the repository's delivery ledger (memory or
+// PostgreSQL alike) for as long as the demo runs. Memory senders are allowed for the demo only.
+announce.pipe(
+  Effect.zipRight(program.pipe(Effect.provide(TenantInfra.layerConfig({ relay: true, allowMemorySenders: true })))),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )
-
-/** Messages go to memory (and are printed) unless SMTP_URL or SMS_GATEWAY_URL point at real servers. */
-const MailerLive = Layer.unwrapEffect(
-  Effect.map(Config.option(Config.redacted("SMTP_URL")), (url) =>
-    Option.isSome(url)
-      ? Mailer.layerSmtpConfig.pipe(Layer.tap(() => Console.log("E-mail goes to SMTP_URL")))
-      : Mailer.layerMemory({ from: "Tenant Infra <noreply@tenant-infra.test>" }))
-)
-
-const SmsLive = Layer.unwrapEffect(
-  Effect.map(Config.option(Config.string("SMS_GATEWAY_URL")), (url) =>
-    Option.isSome(url)
-      ? SmsGateway.layerHttpConfig.pipe(
-        Layer.provide(FetchHttpClient.layer),
-        Layer.tap(() => Console.log("SMS goes to SMS_GATEWAY_URL"))
-      )
-      : SmsGateway.layerMemory)
-)
-
-const NotificationsLive = TenantNotifications.layer().pipe(Layer.provide(Layer.merge(MailerLive, SmsLive)))
-
-// The relay works from the repository's delivery ledger (memory or PostgreSQL alike) for as long as the demo runs.
-const RelayLive = OutboxRelay.layer({ pollInterval: "200 millis" }).pipe(
-  Layer.provideMerge(Layer.merge(RepositoryLive, NotificationsLive))
-)
-
-program.pipe(Effect.provide(RelayLive), NodeRuntime.runMain({ disablePrettyLogger: true }))

@@ -1,6 +1,8 @@
 /**
- * The port to a key-value cache over string keys and string values, and its layers: `layerMemory` (bounded, LRU)
- * and `layerRedis` (ioredis, a single node or a Cluster).
+ * The port to a key-value cache over string keys and string values, and its memory layer (`layerMemory`:
+ * bounded, LRU). The other stores live beside it and load their driver only when imported:
+ * `tenant-infra/CacheStore/Redis` (ioredis, a single node or a Cluster) and `tenant-infra/CacheStore/Tiered`
+ * (memory in front of Redis, with pub/sub invalidation).
  *
  * Besides get, set and delete it offers what a cache-aside reader needs to never overwrite an invalidation with
  * a value it read before that invalidation (the lost-invalidation race): every key has a version, read together
@@ -11,22 +13,12 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
-import * as Redacted from "effect/Redacted"
-import type { Cluster } from "ioredis"
-import { Redis } from "ioredis"
-import { CacheError } from "./CacheError.js"
-import { makeRedisStore } from "./internal/redisCacheStore.js"
-import { makeTiered, tierReads as tierReadsCounter } from "./internal/tieredCacheStore.js"
+import type { CacheError } from "./CacheError.js"
 
 export {
   /**
@@ -118,7 +110,8 @@ export interface Marks {
 export const advanceMark = (current: string | undefined, from: string | undefined, to: string): boolean | "move" =>
   current === from ? "move" : current !== undefined && DECIMAL_MARK.test(current) && BigInt(current) >= BigInt(to)
 
-const DECIMAL_MARK = /^[0-9]{1,19}$/
+/** A mark as stored: a decimal of at most 19 digits (it is a PostgreSQL `xid8` or an outbox position). */
+export const DECIMAL_MARK = /^[0-9]{1,19}$/
 
 /**
  * @since 0.1.0
@@ -254,271 +247,3 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service> 
  */
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<CacheStore> =>
   Layer.effect(CacheStore, makeMemory(options))
-
-/**
- * How `layerRedis` stores and waits.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RedisStoreOptions {
-  /** Put in front of every key, so that several applications can share one Redis (default `tenant-infra:`). */
-  readonly prefix?: string | undefined
-  /** How long one command may take before it fails as `Timeout` (default 200 milliseconds). */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /**
-   * How long a key's version outlives its last invalidation (default 1 day). A fill that takes longer than this
-   * between its read and its write could store a stale value: keep it far above any repository load time.
-   */
-  readonly versionTtl?: Duration.DurationInput | undefined
-}
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface RedisOptions extends RedisStoreOptions {
-  /** `redis://[:password@]host:port[/db]` or `rediss://...`; a secret. */
-  readonly url: Redacted.Redacted
-  /** How long to wait for the first connection before serving anyway (default 1 second). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-}
-
-const storeOptions = (options: RedisStoreOptions) => ({
-  prefix: options.prefix ?? "tenant-infra:",
-  commandTimeout: options.commandTimeout ?? Duration.millis(200),
-  versionTtl: options.versionTtl ?? Duration.days(1)
-})
-
-/**
- * The store on a Redis the layer connects to, from `url`; the client is closed with the layer's scope.
- *
- * A Redis that is down does not stop the layer from building: commands fail at once as `Unreachable` (they are
- * not queued while disconnected) until the client, which keeps reconnecting, is back. Atomic steps are Lua
- * scripts that each touch one key and its version, which share a hash slot (see `layerRedisClient`).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRedis = (options: RedisOptions): Layer.Layer<CacheStore> =>
-  Layer.scoped(CacheStore, Effect.map(redisClient(options), (client) => makeRedisStore(client, storeOptions(options))))
-
-/** A client the layer owns: connected (or trying to) and closed with the scope; never queues commands. */
-const redisClient = (options: RedisOptions) =>
-  Effect.gen(function*() {
-    const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new Redis(Redacted.value(options.url), {
-          lazyConnect: true,
-          // A cache that cannot answer now is a miss now: never queue commands for a later reconnection.
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          commandTimeout: Duration.toMillis(timeout),
-          connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(1))
-        })
-      ),
-      (client) =>
-        Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
-          Effect.timeoutOption(Duration.seconds(1)),
-          Effect.ensuring(Effect.sync(() => client.disconnect()))
-        )
-    )
-    // Errors are reported per command; without a listener ioredis would print each one.
-    client.on("error", () => undefined)
-    yield* Effect.promise(() => client.connect().catch(() => undefined)).pipe(
-      Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1))
-    )
-    return client
-  })
-
-/**
- * Reads answered by each tier of `layerTiered`, tagged `tier` (`memory`, `redis`) and `result` (`hit`, `miss`);
- * a read that misses the memory tier is counted there and again at Redis.
- *
- * @since 0.1.0
- * @category metrics
- */
-export const tierReads = tierReadsCounter
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface TieredOptions extends RedisOptions {
-  /** Most values the memory tier keeps (default 10,000). */
-  readonly localMaxEntries?: number | undefined
-  /**
-   * How long a memory copy may live (default 10 seconds): the bound on staleness should a broadcast be lost
-   * in a way the subscriber cannot notice.
-   */
-  readonly localTtl?: Duration.DurationInput | undefined
-}
-
-/**
- * Two tiers: a memory tier in front of Redis, for reads that do not leave the process, with every invalidation
- * broadcast over Redis pub/sub (channel `<prefix>invalidations`) so that every instance drops its memory copy.
- *
- * The freshness guarantee holds across instances: memory copies carry the Redis version they were read at,
- * and a copy is never put back once an invalidation (local or heard) has overtaken it. While the subscription
- * is down the memory tier is bypassed, and it is emptied when the subscription comes back, since broadcasts may
- * have been missed meanwhile. A broadcast lost while the subscription looked healthy leaves a stale copy for at
- * most `localTtl`.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerTiered = (options: TieredOptions): Layer.Layer<CacheStore> =>
-  Layer.scoped(
-    CacheStore,
-    Effect.gen(function*() {
-      const client = yield* redisClient(options)
-      const settings = storeOptions(options)
-      const channel = `${settings.prefix}invalidations`
-      const subscriber = yield* Effect.acquireRelease(
-        Effect.sync(() => client.duplicate({ enableOfflineQueue: true, lazyConnect: true, autoResubscribe: false })),
-        (subscriber) => Effect.sync(() => subscriber.disconnect())
-      )
-      subscriber.on("error", () => undefined)
-      // Broadcasts in the order they came: keys to drop, and marks (see `Marks`) that say every key broadcast
-      // before them has been.
-      const heard = yield* Queue.unbounded<ReadonlyArray<string> | { readonly name: string; readonly mark: bigint }>()
-      const local = yield* makeMemory({ maxEntries: options.localMaxEntries ?? 10_000 })
-      const shared = makeRedisStore(client, settings)
-      // The memory tier is used only while broadcasts are certainly heard: from the moment the subscription is
-      // confirmed until the connection leaves "ready". Every time it is lost, every memory copy is forgotten at
-      // once (synchronously, so that no read can slip in first), since broadcasts may be missed from then on.
-      // A cache that follows the repository's changes also bounds how long ago the last mark may have been heard.
-      let subscribed = false
-      const heardMarks = new Map<string, bigint>()
-      let localTrustedUntil = Infinity
-      const broadcast = (message: string) =>
-        Effect.tryPromise({
-          try: () => client.publish(channel, message),
-          catch: (cause) =>
-            new CacheError({
-              reason: "Unreachable",
-              operation: "publish",
-              detail: cause instanceof Error ? cause.message : "",
-              cause
-            })
-        }).pipe(
-          Effect.timeoutFail({
-            duration: settings.commandTimeout,
-            onTimeout: () =>
-              new CacheError({
-                reason: "Timeout",
-                operation: "publish",
-                detail: `no answer within ${Duration.format(settings.commandTimeout)}`
-              })
-          }),
-          Effect.asVoid
-        )
-      const tiered = makeTiered({
-        local,
-        shared,
-        localTtl: options.localTtl ?? Duration.seconds(10),
-        listening: () => subscribed && Date.now() < localTrustedUntil,
-        // A broadcast that fails fails the invalidation, which is then retried: another instance must not keep
-        // a copy that Redis no longer has.
-        publish: (keys) => broadcast(JSON.stringify(keys))
-      })
-      const lost = () => {
-        if (subscribed) tiered.forgetAllLocal()
-        subscribed = false
-        heardMarks.clear()
-      }
-      subscriber.on("close", lost)
-      subscriber.on("end", lost)
-      subscriber.on("reconnecting", lost)
-      const firstSubscription = yield* Deferred.make<void>()
-      subscriber.on("ready", () => {
-        subscriber.subscribe(channel).then(
-          () => {
-            tiered.forgetAllLocal()
-            subscribed = subscriber.status === "ready"
-            Deferred.unsafeDone(firstSubscription, Exit.void)
-          },
-          lost
-        )
-      })
-      subscriber.on("message", (_channel: string, message: string) => {
-        try {
-          const keys: unknown = JSON.parse(message)
-          if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
-          else if (
-            typeof keys === "object" && keys !== null && "mark" in keys && typeof keys.mark === "string" &&
-            DECIMAL_MARK.test(keys.mark) && "name" in keys && typeof keys.name === "string"
-          ) {
-            Queue.unsafeOffer(heard, { name: keys.name, mark: BigInt(keys.mark) })
-          } else lost()
-        } catch {
-          lost()
-        }
-      })
-      // Serve with both tiers from the start when Redis is there; without it, start anyway (Redis only).
-      yield* Effect.zipRight(
-        Effect.promise(() => subscriber.connect().catch(() => undefined)),
-        Deferred.await(firstSubscription)
-      ).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
-      yield* Queue.take(heard).pipe(
-        Effect.flatMap((message) =>
-          "mark" in message
-            ? Effect.sync(() => {
-              const known = heardMarks.get(message.name)
-              if (subscribed && (known === undefined || message.mark > known)) {
-                heardMarks.set(message.name, message.mark)
-              }
-            })
-            : tiered.dropLocal(message)
-        ),
-        Effect.forever,
-        Effect.forkScoped
-      )
-      const marks: Marks = {
-        read: (name) => shared.marks?.read(name) ?? Effect.succeedNone,
-        // The mark is broadcast after the keys below it were: an instance that hears it has dropped them all.
-        advance: (name, from, to) =>
-          Effect.flatMap(
-            shared.marks?.advance(name, from, to) ?? Effect.succeed(false),
-            (covered) =>
-              covered ? Effect.as(broadcast(JSON.stringify({ name, mark: to })), true) : Effect.succeed(false)
-          ),
-        heard: (name) => heardMarks.get(name),
-        trustLocalUntil: (millis) => {
-          localTrustedUntil = millis
-        }
-      }
-      // The tiers answer together; what can be unreachable is Redis.
-      return { ...tiered.store, address: shared.address, ping: shared.ping, marks }
-    })
-  )
-
-/**
- * The store on a client the application owns and closes: a `Redis` or a `Cluster`. Every key is written as
- * `<prefix>{<key>}` and its version as `<prefix>{<key>}:v`, so a key and its version always share a Cluster
- * hash slot and every script touches one slot.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRedisClient = (client: Redis | Cluster, options: RedisStoreOptions = {}): Layer.Layer<CacheStore> =>
-  Layer.sync(CacheStore, () => makeRedisStore(client, storeOptions(options)))
-
-/**
- * `layerRedis` configured from the environment: `REDIS_URL` (a secret), `REDIS_KEY_PREFIX` (default
- * `tenant-infra:`) and `REDIS_COMMAND_TIMEOUT` (default 200 milliseconds).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRedisConfig: Layer.Layer<CacheStore, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      url: Config.redacted("REDIS_URL"),
-      prefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("tenant-infra:")),
-      commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(200)))
-    }),
-    layerRedis
-  )
-)

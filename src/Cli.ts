@@ -13,7 +13,6 @@ import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type * as Runtime from "@effect/platform/Runtime"
 import type * as Migrator from "@effect/sql/Migrator"
 import type * as SqlError from "@effect/sql/SqlError"
@@ -31,18 +30,15 @@ import * as Predicate from "effect/Predicate"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { createRequire } from "node:module"
-import * as CacheStore from "./CacheStore.js"
 import { DeliveryLedger, MAX_LIST_LIMIT } from "./DeliveryLedger.js"
 import * as InfraHealth from "./InfraHealth.js"
 import { InvalidInput } from "./InvalidInput.js"
-import * as Mailer from "./Mailer.js"
 import * as Migrations from "./Migrations.js"
 import * as OutboxRelay from "./OutboxRelay.js"
-import * as Postgres from "./Postgres.js"
 import { Misconfigured } from "./SendError.js"
-import * as SmsGateway from "./SmsGateway.js"
+import * as TenantInfra from "./TenantInfra.js"
 import * as TenantNotifications from "./TenantNotifications.js"
-import * as TenantRepository from "./TenantRepository.js"
+import * as TenantRepositoryPg from "./TenantRepository/Pg.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
 /**
@@ -160,18 +156,31 @@ const configProblems = (error: ConfigError.ConfigError): ReadonlyArray<string> =
   }
 }
 
-/** An error's message followed by its causes' (a driver's error is usually the useful part), without stacks. */
-const describe = (error: unknown, depth = 0): string => {
+/**
+ * An error's message followed by its causes' (a driver's error is usually the useful part), without stacks. A
+ * cause whose message the line already holds is left out: errors often quote their cause ("Connection timed out"
+ * twice over otherwise).
+ */
+const describe = (error: unknown): string => {
+  const parts: Array<string> = []
+  let current: unknown = error
+  for (let depth = 0; depth < 4 && current !== undefined; depth++) {
+    const message = messageOf(current)
+    if (!parts.some((part) => part.includes(message))) parts.push(message)
+    current = Predicate.isObject(current) && "cause" in current ? current.cause : undefined
+  }
+  return parts.join(": ")
+}
+
+const messageOf = (error: unknown): string => {
   if (!Predicate.isObject(error)) return String(error)
-  const message = "message" in error && Predicate.isString(error.message) && error.message !== ""
+  return "message" in error && Predicate.isString(error.message) && error.message !== ""
     ? error.message
     : "code" in error && Predicate.isString(error.code)
     ? error.code
     : Predicate.hasProperty(error, "_tag") && Predicate.isString(error._tag)
     ? error._tag
     : String(error)
-  const cause = "cause" in error ? error.cause : undefined
-  return cause === undefined || depth >= 3 ? message : `${message}: ${describe(cause, depth + 1)}`
 }
 
 const problemsOf = (error: unknown): ReadonlyArray<string> =>
@@ -198,23 +207,25 @@ export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
 
 // `Postgres.layer` fails with a `SqlError` only when it cannot connect; the driver's message ("Invalid URL",
 // "ECONNREFUSED") does not say which setting to look at.
-const PostgresLive = Postgres.layer.pipe(
+const PostgresLive = TenantInfra.layerPostgres.pipe(
   Layer.mapError((error) => ConfigError.isConfigError(error) ? error : new DatabaseUnavailable({ cause: error }))
 )
 
 /** The repository, its outbox and the delivery ledger on the database of `DATABASE_URL`, migrated on start. */
-const DatabaseLive = TenantRepository.layerPg.pipe(Layer.provide(PostgresLive))
+const DatabaseLive = TenantRepositoryPg.layer().pipe(Layer.provide(PostgresLive))
 
 const NotificationsLive = TenantNotifications.layer().pipe(
   Layer.provide(Layer.merge(
-    Mailer.layerSmtpConfig,
-    SmsGateway.layerHttpConfig.pipe(Layer.provide(NodeHttpClient.layerUndici))
+    TenantInfra.layerSmtp,
+    TenantInfra.layerSmsHttp
   ))
 )
 
 // The notifications and the database are built side by side: a missing SMTP or SMS setting is reported at once,
 // not after a connection to the database has been attempted.
-const RelayLive = OutboxRelay.layerConfig.pipe(Layer.provide(Layer.merge(NotificationsLive, DatabaseLive)))
+const RelayLive = OutboxRelay.layerConfig(TenantInfra.relayConfig).pipe(
+  Layer.provide(Layer.merge(NotificationsLive, DatabaseLive))
+)
 
 const migrate = Command.make("migrate", {}, () =>
   Effect.gen(function*() {
@@ -380,17 +391,14 @@ const dependencies: ReadonlyArray<{
   readonly variable: string
   readonly run: Effect.Effect<void, unknown>
 }> = [
-  { name: "postgresql", variable: "DATABASE_URL", run: Effect.provide(InfraHealth.pingPostgresql, Postgres.layer) },
-  { name: "redis", variable: "REDIS_URL", run: Effect.provide(InfraHealth.pingRedis, CacheStore.layerRedisConfig) },
-  { name: "smtp", variable: "SMTP_URL", run: Effect.provide(InfraHealth.pingSmtp, Mailer.layerSmtpConfig) },
   {
-    name: "sms",
-    variable: "SMS_GATEWAY_URL",
-    run: Effect.provide(
-      InfraHealth.pingSms,
-      SmsGateway.layerHttpConfig.pipe(Layer.provide(NodeHttpClient.layerUndici))
-    )
-  }
+    name: "postgresql",
+    variable: "DATABASE_URL",
+    run: Effect.provide(InfraHealth.pingPostgresql, TenantInfra.layerPostgres)
+  },
+  { name: "redis", variable: "REDIS_URL", run: Effect.provide(InfraHealth.pingRedis, TenantInfra.layerRedis) },
+  { name: "smtp", variable: "SMTP_URL", run: Effect.provide(InfraHealth.pingSmtp, TenantInfra.layerSmtp) },
+  { name: "sms", variable: "SMS_GATEWAY_URL", run: Effect.provide(InfraHealth.pingSms, TenantInfra.layerSmsHttp) }
 ]
 
 const health = Command.make("health", { timeout }, ({ timeout }) =>

@@ -1,23 +1,18 @@
 /**
- * The port that sends one e-mail, and its layers: `layerSmtp` (nodemailer, pooled SMTP) and `layerMemory`
- * (keeps every message, for tests and the demo).
+ * The port that sends one e-mail, and its memory layer (`layerMemory`: keeps every message, for tests and the
+ * demo). SMTP lives beside it, in `tenant-infra/Mailer/Smtp` (nodemailer, pooled), loaded only when imported.
  *
  * Every message has a `key` naming what it is (an event and a recipient, say). The `Message-ID` is derived from
  * it, so a message sent twice carries the same id and the repeat is recognisable downstream.
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import { checkHeaders, messageIdFor } from "./internal/messageRules.js"
-import { makeSmtpMailer } from "./internal/smtpMailer.js"
-import type { Misconfigured, SendError } from "./SendError.js"
+import type { SendError } from "./SendError.js"
 
 /**
  * One e-mail. `from` defaults to the layer's sender (`MAIL_FROM`). Header values (`subject`, `to`, `from`,
@@ -137,72 +132,3 @@ export const layerMemory = (options: { readonly from?: string } = {}): Layer.Lay
     }
     return Context.make(Mailer, mailer).pipe(Context.add(MemoryMailer, { sent: Ref.get(sent) }))
   }))
-
-/**
- * How `layerSmtp` reaches the server. Only `url` and `from` are required.
- *
- * @since 0.1.0
- * @category models
- */
-export interface SmtpOptions {
-  /** `smtp://user:password@host:port` (STARTTLS when offered) or `smtps://...` (TLS); a secret. */
-  readonly url: Redacted.Redacted
-  /** The sender, `noreply@acme.test` or `Acme <noreply@acme.test>`. */
-  readonly from: string
-  /** Most open connections (default 5). */
-  readonly maxConnections?: number | undefined
-  /** Messages sent over one connection before it is replaced (default 100). */
-  readonly maxMessagesPerConnection?: number | undefined
-  /** To open the TCP connection (default 5 seconds; nodemailer's own default is 2 minutes). */
-  readonly connectionTimeout?: Duration.DurationInput | undefined
-  /** For the server's greeting (default 5 seconds). */
-  readonly greetingTimeout?: Duration.DurationInput | undefined
-  /** Of silence within a conversation (default 15 seconds; nodemailer's default is 10 minutes). */
-  readonly socketTimeout?: Duration.DurationInput | undefined
-  /** Check the server's TLS certificate (default true). */
-  readonly rejectUnauthorized?: boolean | undefined
-}
-
-/**
- * Sends over SMTP with nodemailer: a pool of up to `maxConnections` connections, opened on demand, replaced
- * after `maxMessagesPerConnection` messages or when the server closes them, and closed with the layer's scope.
- * Each send is one attempt whose failure says how far it got: a drop before the body is `Transient`, a drop after
- * the whole body and before the reply is `Ambiguous` (it is never resent behind the caller's back). Fails to build
- * with `Misconfigured` when the URL or the sender is unusable (no address, or a character or encoded word that
- * {@link checkHeaders} refuses).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerSmtp = (options: SmtpOptions): Layer.Layer<Mailer, Misconfigured> =>
-  Layer.scoped(
-    Mailer,
-    makeSmtpMailer({
-      url: options.url,
-      from: options.from,
-      maxConnections: options.maxConnections ?? 5,
-      maxMessagesPerConnection: options.maxMessagesPerConnection ?? 100,
-      connectionTimeout: options.connectionTimeout ?? Duration.seconds(5),
-      greetingTimeout: options.greetingTimeout ?? Duration.seconds(5),
-      socketTimeout: options.socketTimeout ?? Duration.seconds(15),
-      rejectUnauthorized: options.rejectUnauthorized ?? true
-    })
-  )
-
-/**
- * `layerSmtp` configured from the environment: `SMTP_URL` (a secret), `MAIL_FROM`, and optionally
- * `SMTP_MAX_CONNECTIONS` (default 5).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerSmtpConfig: Layer.Layer<Mailer, ConfigError.ConfigError | Misconfigured> = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      url: Config.redacted("SMTP_URL"),
-      from: Config.string("MAIL_FROM"),
-      maxConnections: Config.integer("SMTP_MAX_CONNECTIONS").pipe(Config.withDefault(5))
-    }),
-    layerSmtp
-  )
-)

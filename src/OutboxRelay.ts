@@ -40,7 +40,6 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -465,79 +464,13 @@ export const layer = (options: Options = {}): Layer.Layer<OutboxRelay, never, De
   Layer.scoped(OutboxRelay, make(options))
 
 /**
- * The relay's settings from the environment:
+ * {@link layer} with its options read from `Config`. `TenantInfra.relayConfig` reads them from the `RELAY_*`
+ * environment variables.
  *
- * | variable | default | meaning |
- * | --- | --- | --- |
- * | `RELAY_ID` | `<host>:<pid>:<random>` | this relay's name in leases and attempts |
- * | `RELAY_CONCURRENCY` | `32` | messages sent at once |
- * | `RELAY_LEASE` | `15 seconds` | how long a claim holds a message |
- * | `RELAY_POLL_INTERVAL` | `1 second` | how often to look for work without a wake-up |
- * | `RELAY_AMBIGUOUS_EMAIL` | `resend` | `resend` or `dead-letter` |
- * | `RELAY_MAX_ATTEMPTS` | `20` | attempts before a message is dead |
- * | `RELAY_BASE_DELAY` | `1 second` | the first backoff |
- * | `RELAY_MAX_DELAY` | `5 minutes` | the longest backoff |
- * | `RELAY_ATTEMPT_TIMEOUT` | `30 seconds` | how long one attempt may take |
- * | `RELAY_FAILURE_LOG_INTERVAL` | `30 seconds` | at most one warning per channel this often while attempts fail |
- * | `SMTP_URL`, `SMS_GATEWAY_URL` | (none) | read for their hosts only, which those warnings name |
- *
- * @since 0.1.0
- * @category config
- */
-export const config: Config.Config<Options> = Config.all({
-  relayId: Config.option(Config.nonEmptyString("RELAY_ID")),
-  concurrency: Config.integer("RELAY_CONCURRENCY").pipe(
-    Config.validate({ message: "RELAY_CONCURRENCY must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(32)
-  ),
-  lease: Config.duration("RELAY_LEASE").pipe(Config.withDefault(Duration.seconds(15))),
-  pollInterval: Config.duration("RELAY_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
-  ambiguousEmail: Config.literal("resend", "dead-letter")("RELAY_AMBIGUOUS_EMAIL").pipe(
-    Config.withDefault("resend" as const)
-  ),
-  maxAttempts: Config.integer("RELAY_MAX_ATTEMPTS").pipe(
-    Config.validate({ message: "RELAY_MAX_ATTEMPTS must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(defaultRetry.maxAttempts)
-  ),
-  baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(
-    Config.withDefault(Duration.decode(defaultRetry.baseDelay))
-  ),
-  maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(defaultRetry.maxDelay))),
-  attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
-    Config.withDefault(Duration.decode(defaultRetry.attemptTimeout))
-  ),
-  failureLogInterval: Config.duration("RELAY_FAILURE_LOG_INTERVAL").pipe(Config.withDefault(Duration.seconds(30))),
-  // Secrets (SMTP_URL holds the password): only their hosts leave this config.
-  emailHost: Config.option(Config.redacted("SMTP_URL")).pipe(
-    Config.map(Option.flatMapNullable((url) => hostOf(Redacted.value(url))))
-  ),
-  smsHost: Config.option(Config.redacted("SMS_GATEWAY_URL")).pipe(
-    Config.map(Option.flatMapNullable((url) => hostOf(Redacted.value(url))))
-  )
-}).pipe(Config.map((values): Options => ({
-  relayId: Option.getOrUndefined(values.relayId),
-  concurrency: values.concurrency,
-  lease: values.lease,
-  pollInterval: values.pollInterval,
-  ambiguousEmail: values.ambiguousEmail,
-  retry: {
-    baseDelay: values.baseDelay,
-    maxDelay: values.maxDelay,
-    maxAttempts: values.maxAttempts,
-    attemptTimeout: values.attemptTimeout
-  },
-  failureLogInterval: values.failureLogInterval,
-  providerHosts: { email: Option.getOrUndefined(values.emailHost), sms: Option.getOrUndefined(values.smsHost) }
-})))
-
-/**
- * {@link layer} with the settings of {@link config}.
- *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<
-  OutboxRelay,
-  ConfigError,
-  DeliveryLedger | TenantNotifications
-> = Layer.unwrapEffect(Effect.map(config, layer))
+export const layerConfig = (
+  options: Config.Config.Wrap<Options>
+): Layer.Layer<OutboxRelay, ConfigError, DeliveryLedger | TenantNotifications> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

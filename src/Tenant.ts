@@ -8,6 +8,8 @@
 import * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
+import * as Struct from "effect/Struct"
 
 const utf8 = new TextEncoder()
 
@@ -515,7 +517,7 @@ export type StatusChange = typeof StatusChange.Type
  */
 export const Version = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1), Schema.annotations({ identifier: "Version" }))
 
-const TenantFields = Schema.Struct({
+const TenantStruct = Schema.Struct({
   id: TenantId,
   code: TenantCode,
   name: TenantName,
@@ -528,7 +530,9 @@ const TenantFields = Schema.Struct({
   updatedAt: TimestampFromString,
   deletedAt: Schema.optionalWith(TimestampFromString, { exact: true }),
   lastStatusChange: Schema.optionalWith(StatusChange, { exact: true })
-}).pipe(
+})
+
+const TenantFields = TenantStruct.pipe(
   Schema.filter((tenant) =>
     (tenant.status === "deleted") === (tenant.deletedAt !== undefined) ||
     "status is 'deleted' exactly when deletedAt is set"
@@ -652,48 +656,52 @@ const quickStatusChange = (value: unknown): StatusChange | undefined => {
   return isText(reason, 1, 500) ? { actor, at, reason } : undefined
 }
 
+type Field = keyof Props
+type Building = { -readonly [K in Field]?: Props[K] }
+
+// One rule per field of the schema, keyed by its fields so that a field without a rule does not compile: the
+// field's value as the schema would hand it back, or `undefined` to leave it to the schema.
+const quickFields: { readonly [K in Field]: (value: unknown) => NonNullable<Props[K]> | undefined } = {
+  id: (id) => isTenantId(id) ? id : undefined,
+  code: (code) => isCode(code) ? code : undefined,
+  name: (name) => isName(name) ? name : undefined,
+  status: (status) => STATUSES.has(status) ? status as TenantStatus : undefined,
+  contact: quickContact,
+  domain: (domain) => isHostname(domain) ? domain : undefined,
+  settings: quickSettings,
+  version: (version) =>
+    typeof version === "number" && Number.isSafeInteger(version) && version >= 1 ? version : undefined,
+  createdAt: (at) => isTimestamp(at) ? at : undefined,
+  updatedAt: (at) => isTimestamp(at) ? at : undefined,
+  deletedAt: (at) => isTimestamp(at) ? at : undefined,
+  lastStatusChange: quickStatusChange
+}
+
+// In the schema's order of fields, as its decode builds them: the order shows in JSON and in logs.
+const fieldNames: ReadonlyArray<Field> = Struct.keys(TenantStruct.fields)
+const OPTIONAL: ReadonlySet<PropertyKey> = new Set(
+  SchemaAST.getPropertySignatures(Schema.typeSchema(TenantStruct).ast).flatMap((field) =>
+    field.isOptional ? [field.name] : []
+  )
+)
+
+const quickField = <K extends Field>(fields: Fields, name: K, into: Building): boolean => {
+  if (!has(fields, name)) return OPTIONAL.has(name)
+  const value = quickFields[name](fields[name])
+  if (value === undefined) return false
+  into[name] = value
+  return true
+}
+
 const quickProps = (value: unknown): Props | undefined => {
   if (!isFields(value)) return undefined
-  const id = own(value, "id")
-  const code = own(value, "code")
-  const name = own(value, "name")
-  const status = own(value, "status")
-  const version = own(value, "version")
-  const createdAt = own(value, "createdAt")
-  const updatedAt = own(value, "updatedAt")
-  if (
-    typeof id !== "string" || !isTenantId(id) || !isCode(code) || !isName(name) || !STATUSES.has(status) ||
-    typeof version !== "number" || !Number.isSafeInteger(version) || version < 1 || !isTimestamp(createdAt) ||
-    !isTimestamp(updatedAt)
-  ) return undefined
-  const contact = quickContact(own(value, "contact"))
-  const settings = quickSettings(own(value, "settings"))
-  if (contact === undefined || settings === undefined) return undefined
-  const hasDomain = has(value, "domain")
-  const domain = own(value, "domain")
-  const hasDeletedAt = has(value, "deletedAt")
-  const deletedAt = own(value, "deletedAt")
-  const hasChange = has(value, "lastStatusChange")
-  const change = hasChange ? quickStatusChange(own(value, "lastStatusChange")) : undefined
-  if (
-    (hasDomain && !isHostname(domain)) || (hasDeletedAt && !isTimestamp(deletedAt)) ||
-    (hasChange && change === undefined) || (status === "deleted") !== hasDeletedAt
-  ) return undefined
-  // In the schema's order of fields, as its decode builds them: the order shows in JSON and in logs.
-  return {
-    id,
-    code,
-    name,
-    status,
-    contact,
-    ...(hasDomain ? { domain } : {}),
-    settings,
-    version,
-    createdAt,
-    updatedAt,
-    ...(hasDeletedAt ? { deletedAt } : {}),
-    ...(hasChange ? { lastStatusChange: change } : {})
-  } as Props
+  const props: Building = {}
+  for (const name of fieldNames) {
+    if (!quickField(value, name, props)) return undefined
+  }
+  if ((props.status === "deleted") !== (props.deletedAt !== undefined)) return undefined
+  // Every required field was found valid: quickField answers false for a missing one.
+  return props as Props
 }
 
 /**

@@ -25,6 +25,7 @@ import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { codeToFind, domainToFind } from "./internal/repositoryRules.js"
+import { copyTenant } from "./internal/tenantFields.js"
 import { isTenantId, normalizeCode, normalizeHostname, reconstitute, Tenant } from "./Tenant.js"
 import type { TenantEvent } from "./TenantEvent.js"
 
@@ -247,25 +248,6 @@ const quickDecode = (value: string): Tenant | undefined => {
   }
   return Either.getOrUndefined(reconstitute(fields))
 }
-
-/**
- * A copy of a tenant that shares nothing mutable with it (its dates, contact, settings and last status change
- * are new objects). It is built as the class's constructor builds an instance (the fields assigned to an
- * object of its prototype), minus the constructor's two copies of the fields and its check: the tenant it
- * copies was checked, and a cache hit spends a good part of its time here.
- */
-const copyTenant = (tenant: Tenant): Tenant =>
-  Object.assign(Object.create(Tenant.prototype) as Tenant, {
-    ...tenant,
-    contact: { ...tenant.contact },
-    settings: { ...tenant.settings },
-    createdAt: new Date(tenant.createdAt.getTime()),
-    updatedAt: new Date(tenant.updatedAt.getTime()),
-    ...(tenant.deletedAt === undefined ? {} : { deletedAt: new Date(tenant.deletedAt.getTime()) }),
-    ...(tenant.lastStatusChange === undefined
-      ? {}
-      : { lastStatusChange: { ...tenant.lastStatusChange, at: new Date(tenant.lastStatusChange.at.getTime()) } })
-  })
 
 /**
  * {@link decode} with a memory of the value last decoded under each of the last `capacity` keys (default

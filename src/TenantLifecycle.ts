@@ -37,6 +37,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
+import { propsOf, type TenantProps } from "./internal/tenantFields.js"
 import * as InvalidInput from "./InvalidInput.js"
 import type { TenantContact, TenantSettings } from "./Tenant.js"
 import {
@@ -169,23 +170,6 @@ export class InvalidTransition
     return `Cannot ${this.operation} tenant ${this.tenantId}: it is ${this.status} (allowed from: ${allowed})`
   }
 }
-
-type TenantProps = ConstructorParameters<typeof Tenant>[0]
-
-const propsOf = (tenant: Tenant): TenantProps => ({
-  id: tenant.id,
-  code: tenant.code,
-  name: tenant.name,
-  status: tenant.status,
-  contact: tenant.contact,
-  ...(tenant.domain === undefined ? {} : { domain: tenant.domain }),
-  settings: tenant.settings,
-  version: tenant.version,
-  createdAt: tenant.createdAt,
-  updatedAt: tenant.updatedAt,
-  ...(tenant.deletedAt === undefined ? {} : { deletedAt: tenant.deletedAt }),
-  ...(tenant.lastStatusChange === undefined ? {} : { lastStatusChange: tenant.lastStatusChange })
-})
 
 const eventBase = (tenant: Tenant, stamp: Stamp) => ({
   eventId: stamp.eventId,

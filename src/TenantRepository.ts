@@ -32,29 +32,18 @@
  *
  * @since 0.1.0
  */
-import type * as Migrator from "@effect/sql/Migrator"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as SqlError from "@effect/sql/SqlError"
 import type * as Array from "effect/Array"
-import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
-import { DeliveryLedger } from "./DeliveryLedger.js"
-import { ChangeFeed } from "./internal/changeFeed.js"
+import type * as Option from "effect/Option"
+import type { DeliveryLedger } from "./DeliveryLedger.js"
 import { makeMemoryStore } from "./internal/memoryRepository.js"
-import { isTraced, timerKey, timerOf, timerWithTags } from "./internal/observability.js"
-import { makePgStore } from "./internal/pgRepository.js"
+import * as Observed from "./internal/observedRepository.js"
 import type { InvalidInput } from "./InvalidInput.js"
 import type { Tenant, TenantId } from "./Tenant.js"
 import type { TenantCreated, TenantEvent } from "./TenantEvent.js"
-import { TenantOutbox } from "./TenantOutbox.js"
+import type { TenantOutbox } from "./TenantOutbox.js"
 import type { ListQueryInput, Page, StatusCounts } from "./TenantQuery.js"
 import type {
   ConcurrencyConflict,
@@ -105,18 +94,13 @@ export interface Service {
  */
 export class TenantRepository extends Context.Tag("tenant-infra/TenantRepository")<TenantRepository, Service>() {}
 
-const operationDurationKey = timerKey(
-  "tenant_repository_operation_duration",
-  "How long TenantRepository operations take"
-)
-
 /**
  * How long repository operations take, in milliseconds, tagged with `operation` and `backend`.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const operationDuration = timerOf(operationDurationKey)
+export const operationDuration = Observed.operationDuration
 
 /**
  * Repository operations that failed, tagged with `operation`, `backend` and `error` (the error's tag, so that
@@ -125,72 +109,7 @@ export const operationDuration = timerOf(operationDurationKey)
  * @since 0.1.0
  * @category metrics
  */
-export const operationFailures = Metric.counter("tenant_repository_operation_failures", {
-  description: "TenantRepository operations that failed, by error",
-  incremental: true
-})
-
-/**
- * Every public operation gets a duration, a failure count and, when a tracer that exports spans is installed, a
- * span. The durations are tagged once, in their key: a tagged metric looks itself up on every update otherwise,
- * a fair part of a lookup by id.
- */
-const observed = (backend: string, service: Service): Service => {
-  const observe = (operation: string) => {
-    const span = `TenantRepository.${operation}`
-    const spanOptions = { captureStackTrace: false, attributes: { "tenant.repository.backend": backend } }
-    const duration = timerWithTags(operationDurationKey, { operation, backend })
-    const failures = operationFailures.pipe(Metric.tagged("operation", operation), Metric.tagged("backend", backend))
-    // The clock, the metric labels and the tracer are read off the fiber at once: as separate steps they took
-    // more of a lookup by id than the metrics themselves.
-    return <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.withFiberRuntime((fiber) => {
-        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-        const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-        const start = clock.unsafeCurrentTimeNanos()
-        // On every end, interruption included: failures take time too.
-        const timed = Effect.onExit(effect, (exit) => {
-          duration.unsafeUpdate(Duration.nanos(clock.unsafeCurrentTimeNanos() - start), labels)
-          if (Exit.isFailure(exit)) {
-            const error = Cause.failureOption(exit.cause)
-            if (Option.isSome(error)) Metric.tagged(failures, "error", error.value._tag).unsafeUpdate(1, labels)
-          }
-          return Effect.void
-        })
-        return isTraced(fiber.currentTracer) ? Effect.withSpan(timed, span, spanOptions) : timed
-      })
-  }
-  const insert = observe("insert")
-  const save = observe("save")
-  const findById = observe("findById")
-  const findByCode = observe("findByCode")
-  const findByDomain = observe("findByDomain")
-  const list = observe("list")
-  return {
-    insert: (tenant, event) => insert(service.insert(tenant, event)),
-    save: (tenant, events, expectedVersion) => save(service.save(tenant, events, expectedVersion)),
-    findById: (id, options) => findById(service.findById(id, options)),
-    findByCode: (code) => findByCode(service.findByCode(code)),
-    findByDomain: (domain) => findByDomain(service.findByDomain(domain)),
-    list: (query) => list(service.list(query)),
-    countByStatus: observe("countByStatus")(service.countByStatus)
-  }
-}
-
-const toContext = (backend: string) =>
-(
-  store: {
-    readonly repository: Service
-    readonly outbox: TenantOutbox["Type"]
-    readonly ledger: DeliveryLedger["Type"]
-    readonly changes: ChangeFeed["Type"]
-  }
-) =>
-  Context.make(TenantRepository, observed(backend, store.repository)).pipe(
-    Context.add(TenantOutbox, store.outbox),
-    Context.add(DeliveryLedger, store.ledger),
-    Context.add(ChangeFeed, store.changes)
-  )
+export const operationFailures = Observed.operationFailures
 
 /**
  * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer
@@ -200,57 +119,5 @@ const toContext = (backend: string) =>
  * @category layers
  */
 export const layerMemory: Layer.Layer<TenantRepository | TenantOutbox | DeliveryLedger> = Layer.effectContext(
-  Effect.map(makeMemoryStore, toContext("memory"))
+  Effect.map(makeMemoryStore, Observed.storeContext(TenantRepository, "memory"))
 )
-
-/**
- * The PostgreSQL repository's settings.
- *
- * @since 0.2.0
- * @category models
- */
-export interface PgOptions {
-  /**
-   * How long any operation may take, network faults included: then it fails with a `RepositoryError` whose
-   * `reason` is `"Timeout"` (a read) or `"OutcomeUnknown"` (a write). Default 10 seconds. The client's own
-   * timeouts (`Postgres.layer`: connect and query) should be shorter, so that a fault is seen and, for a write
-   * whose COMMIT answer was lost, resolved within it.
-   */
-  readonly timeout?: Duration.DurationInput | undefined
-}
-
-/**
- * The PostgreSQL repository and its outbox, with these settings (see `layerPg`).
- *
- * @since 0.2.0
- * @category layers
- */
-export const layerPgWith = (options: PgOptions): Layer.Layer<
-  TenantRepository | TenantOutbox | DeliveryLedger,
-  SqlError.SqlError | Migrator.MigrationError,
-  SqlClient.SqlClient
-> =>
-  Layer.effectContext(
-    Effect.map(
-      makePgStore({ timeout: Duration.decode(options.timeout ?? Duration.seconds(10)) }),
-      toContext("postgresql")
-    )
-  )
-
-/**
- * The PostgreSQL repository and its outbox. Runs the package's migrations first (tables `tenants` and
- * `tenant_outbox`, tracked in `tenant_infra_migrations`), then serves from the `SqlClient` it is given, whatever
- * name transforms that client has. Provide `Postgres.layer` for a client from `DATABASE_URL`.
- *
- * Under network faults every operation ends within 10 seconds (`layerPgWith` sets another bound) with a value or
- * a typed error, never a defect. A write whose COMMIT answer was lost is resolved by asking the database for its
- * transaction's status; a retry of a write that was stored succeeds, so retrying after `"OutcomeUnknown"` is safe.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerPg: Layer.Layer<
-  TenantRepository | TenantOutbox | DeliveryLedger,
-  SqlError.SqlError | Migrator.MigrationError,
-  SqlClient.SqlClient
-> = layerPgWith({})

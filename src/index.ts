@@ -51,11 +51,6 @@ export * as OutboxRelay from "./OutboxRelay.js"
 /**
  * @since 0.1.0
  */
-export * as Postgres from "./Postgres.js"
-
-/**
- * @since 0.1.0
- */
 export * as SendError from "./SendError.js"
 
 /**
@@ -87,6 +82,11 @@ export * as TenantCache from "./TenantCache.js"
  * @since 0.1.0
  */
 export * as TenantEvent from "./TenantEvent.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as TenantInfra from "./TenantInfra.js"
 
 /**
  * @since 0.1.0

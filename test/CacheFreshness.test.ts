@@ -13,11 +13,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
+import * as CacheStoreTiered from "../src/CacheStore/Tiered.js"
 import * as Postgres from "../src/Postgres.js"
 import type { Tenant } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { makeFaultProxy } from "./utils/faultProxy.js"
 import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import { ownRedis } from "./utils/redisServer.js"
@@ -43,16 +45,16 @@ interface Phase {
 
 const storeLayer = (kind: StoreKind, url: string, prefix: string) =>
   kind === "redis"
-    ? CacheStore.layerRedis({ url: Redacted.make(url), prefix })
-    : CacheStore.layerTiered({ url: Redacted.make(url), prefix })
+    ? CacheStoreRedis.layer({ url: Redacted.make(url), prefix })
+    : CacheStoreTiered.layer({ url: Redacted.make(url), prefix })
 
 const instance = (kind: StoreKind, databaseUrl: string, redisUrl: string, prefix: string) =>
   Effect.map(
     Layer.build(
       CachedTenantRepository.layer({ ttl: "10 minutes", maxStaleness: `${MAX_STALENESS_MILLIS} millis` }).pipe(
         Layer.provide(
-          TenantRepository.layerPg.pipe(
-            Layer.provide(Postgres.layerWith({ url: Redacted.make(databaseUrl), maxConnections: 4 }))
+          TenantRepositoryPg.layer().pipe(
+            Layer.provide(Postgres.layer({ url: Redacted.make(databaseUrl), maxConnections: 4 }))
           )
         ),
         Layer.provide(storeLayer(kind, redisUrl, prefix))

@@ -6,7 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { newTenant } from "./utils/tenants.js"
 
@@ -15,7 +15,7 @@ const build = (prefix: string) =>
   Layer.build(
     CachedTenantRepository.layer({ maxStaleness: "2 seconds" }).pipe(
       Layer.provide(TenantRepository.layerMemory),
-      Layer.provide(CacheStore.layerRedis({ url: Redacted.make(url), prefix }))
+      Layer.provide(CacheStoreRedis.layer({ url: Redacted.make(url), prefix }))
     )
   )
 

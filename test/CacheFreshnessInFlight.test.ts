@@ -6,11 +6,12 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import pg from "pg"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as Postgres from "../src/Postgres.js"
 import type { Tenant } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import { newTenant, stampAt } from "./utils/tenants.js"
 
@@ -22,18 +23,18 @@ describe("a write in flight across several polls, seen by no inline invalidation
   it.live("is applied by the reader's feed once it commits", () =>
     Effect.scoped(Effect.gen(function*() {
       const schema = yield* freshSchemaNamed("review")
-      const db = () => Postgres.layerWith({ url: Redacted.make(urlWithSchema(schema)), maxConnections: 4 })
+      const db = () => Postgres.layer({ url: Redacted.make(urlWithSchema(schema)), maxConnections: 4 })
       // The writer: no cache (an admin tool, or a process cut off from Redis).
       const raw = Context.get(
-        yield* Layer.build(TenantRepository.layerPg.pipe(Layer.provide(db()))),
+        yield* Layer.build(TenantRepositoryPg.layer().pipe(Layer.provide(db()))),
         TenantRepository.TenantRepository
       )
       const b = Context.get(
         yield* Layer.build(
           CachedTenantRepository.layer({ ttl: "10 minutes", maxStaleness: "2 seconds" }).pipe(
-            Layer.provide(TenantRepository.layerPg.pipe(Layer.provide(db()))),
+            Layer.provide(TenantRepositoryPg.layer().pipe(Layer.provide(db()))),
             Layer.provide(
-              CacheStore.layerRedis({ url: Redacted.make(url), prefix: `review-inflight-${Math.random()}:` })
+              CacheStoreRedis.layer({ url: Redacted.make(url), prefix: `review-inflight-${Math.random()}:` })
             )
           )
         ),

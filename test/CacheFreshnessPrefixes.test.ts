@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { newTenant, stampAt } from "./utils/tenants.js"
@@ -16,7 +16,7 @@ describe("two caches with their own key prefixes over one store", () => {
   const check = (withOther: boolean) =>
     Effect.scoped(Effect.gen(function*() {
       const store = yield* Layer.build(
-        CacheStore.layerRedis({ url: Redacted.make(url), prefix: `review-shared-${Math.random()}:` })
+        CacheStoreRedis.layer({ url: Redacted.make(url), prefix: `review-shared-${Math.random()}:` })
       )
       const repo1 = yield* Layer.build(TenantRepository.layerMemory)
       const repo2 = yield* Layer.build(TenantRepository.layerMemory)

@@ -10,7 +10,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import { newTenant, stampAt } from "./utils/tenants.js"
@@ -58,7 +58,7 @@ describe("store rewound from an RDB snapshot", () => {
         const context = yield* Layer.build(
           CachedTenantRepository.layer({ ttl: "10 minutes", maxStaleness: "2 seconds" }).pipe(
             Layer.provide(TenantRepository.layerMemory),
-            Layer.provide(CacheStore.layerRedis({ url: Redacted.make(`redis://127.0.0.1:${port}`), prefix: "rw:" }))
+            Layer.provide(CacheStoreRedis.layer({ url: Redacted.make(`redis://127.0.0.1:${port}`), prefix: "rw:" }))
           )
         )
         const a = Context.get(context, TenantRepository.TenantRepository)

@@ -17,6 +17,7 @@ import * as TestClock from "effect/TestClock"
 import type { Redis } from "ioredis"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import type { Tenant } from "../src/Tenant.js"
 import * as TenantCache from "../src/TenantCache.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
@@ -221,7 +222,7 @@ describe("CachedTenantRepository while the store is failing (TestClock)", () => 
 
 describe("CachedTenantRepository with a Redis of its own that goes away", () => {
   const redisLayer = (url: string) =>
-    CacheStore.layerRedis({ url: Redacted.make(url), prefix: "t:", commandTimeout: Duration.millis(100) })
+    CacheStoreRedis.layer({ url: Redacted.make(url), prefix: "t:", commandTimeout: Duration.millis(100) })
 
   /**
    * A command that timed out on the client still runs once the sleeping Redis wakes up, so the timed-out
@@ -422,7 +423,7 @@ describe("CachedTenantRepository's warnings during an outage", () => {
       const context = yield* Layer.build(
         CachedTenantRepository.layer({ warningInterval: "600 millis" }).pipe(
           Layer.provide(TenantRepository.layerMemory),
-          Layer.provide(CacheStore.layerRedis({ url: Redacted.make(redis.url), prefix: `warn-${uniqueCode()}:` }))
+          Layer.provide(CacheStoreRedis.layer({ url: Redacted.make(redis.url), prefix: `warn-${uniqueCode()}:` }))
         )
       )
       const cached = Context.get(context, repository)

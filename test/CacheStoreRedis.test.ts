@@ -8,6 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { Redis } from "ioredis"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import { makeOwnRedis } from "./utils/redisServer.js"
 
 /** Redis Cluster's hash slot of a key: CRC16 (XMODEM) of its hash tag, modulo 16384. */
@@ -23,9 +24,9 @@ const hashSlot = (key: string): number => {
   return crc % 16384
 }
 
-const storeOn = (url: string, options: Partial<CacheStore.RedisOptions> = {}) =>
+const storeOn = (url: string, options: Partial<CacheStoreRedis.Options> = {}) =>
   Effect.map(
-    Layer.build(CacheStore.layerRedis({ url: Redacted.make(url), prefix: "t:", ...options })),
+    Layer.build(CacheStoreRedis.layer({ url: Redacted.make(url), prefix: "t:", ...options })),
     Context.get(CacheStore.CacheStore)
   )
 
@@ -85,7 +86,7 @@ describe("CacheStore.layerRedis", () => {
         (client) => Effect.sync(() => client.disconnect())
       )
       const cache = yield* Effect.map(
-        Layer.build(CacheStore.layerRedisClient(client, { prefix: "t:", commandTimeout: Duration.millis(100) })),
+        Layer.build(CacheStoreRedis.layerClient(client, { prefix: "t:", commandTimeout: Duration.millis(100) })),
         Context.get(CacheStore.CacheStore)
       )
       yield* cache.set("k", "v", "1 minute")

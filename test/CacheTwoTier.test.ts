@@ -8,6 +8,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
+import * as CacheStoreTiered from "../src/CacheStore/Tiered.js"
 import type { Tenant } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
@@ -24,7 +26,7 @@ const twoInstances = Effect.gen(function*() {
       Layer.build(
         CachedTenantRepository.layer().pipe(
           Layer.provide(database),
-          Layer.provide(CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix }))
+          Layer.provide(CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix }))
         )
       ),
       Context.get(TenantRepository.TenantRepository)
@@ -35,7 +37,7 @@ const twoInstances = Effect.gen(function*() {
 /** Reads `layerTiered` stores in this process have answered from `tier` with `result` so far. */
 const tierReadCount = (tier: string, result: string) =>
   Effect.map(
-    Metric.value(CacheStore.tierReads.pipe(Metric.tagged("tier", tier), Metric.tagged("result", result))),
+    Metric.value(CacheStoreTiered.tierReads.pipe(Metric.tagged("tier", tier), Metric.tagged("result", result))),
     (state) => state.count
   )
 
@@ -83,7 +85,7 @@ describe("CacheStore.layerTiered across instances", () => {
     Effect.scoped(Effect.gen(function*() {
       const prefix = yield* freshPrefix
       const store = Context.get(
-        yield* Layer.build(CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix })),
+        yield* Layer.build(CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix })),
         CacheStore.CacheStore
       )
       const counts = Effect.all([memoryHits, tierReadCount("memory", "miss"), tierReadCount("redis", "hit")])
@@ -155,10 +157,10 @@ describe("CacheStore.layerTiered across instances", () => {
       const raw = yield* plainClient(redis.url)
       const storeOf = (layer: Layer.Layer<CacheStore.CacheStore>) =>
         Effect.map(Layer.build(layer), Context.get(CacheStore.CacheStore))
-      const b = yield* storeOf(CacheStore.layerTiered({ url: Redacted.make(redis.url), prefix: "t:" }))
+      const b = yield* storeOf(CacheStoreTiered.layer({ url: Redacted.make(redis.url), prefix: "t:" }))
       // Writes that B cannot hear of: the store underneath, which does not broadcast. They stand for the
       // broadcasts B misses while its subscription is down.
-      const unheard = yield* storeOf(CacheStore.layerRedis({ url: Redacted.make(redis.url), prefix: "t:" }))
+      const unheard = yield* storeOf(CacheStoreRedis.layer({ url: Redacted.make(redis.url), prefix: "t:" }))
       const { version } = yield* b.getVersioned("k")
       assert.isTrue(yield* b.setIfVersion("k", "old", "1 minute", version))
       const before = yield* memoryHits
@@ -202,7 +204,7 @@ describe("CacheStore.layerTiered across instances", () => {
       const tiered = () =>
         Effect.map(
           Layer.build(
-            CacheStore.layerTiered({ url: Redacted.make(redis.url), prefix: "t:", connectTimeout: "200 millis" })
+            CacheStoreTiered.layer({ url: Redacted.make(redis.url), prefix: "t:", connectTimeout: "200 millis" })
           ),
           Context.get(CacheStore.CacheStore)
         )

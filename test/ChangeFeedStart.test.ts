@@ -8,6 +8,7 @@ import pg from "pg"
 import { ChangeFeed } from "../src/internal/changeFeed.js"
 import * as Postgres from "../src/Postgres.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import { newTenant } from "./utils/tenants.js"
 
@@ -18,8 +19,8 @@ describe("change feed start while a write is in flight", () => {
       Effect.scoped(Effect.gen(function*() {
         const schema = yield* freshSchemaNamed("review")
         const context = yield* Layer.build(
-          TenantRepository.layerPg.pipe(
-            Layer.provideMerge(Postgres.layerWith({ url: Redacted.make(urlWithSchema(schema)) }))
+          TenantRepositoryPg.layer().pipe(
+            Layer.provideMerge(Postgres.layer({ url: Redacted.make(urlWithSchema(schema)) }))
           )
         )
         const repo = Context.get(context, TenantRepository.TenantRepository)

@@ -25,6 +25,7 @@ import * as Cli from "../src/Cli.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as Migrations from "../src/Migrations.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { DATABASE_URL, freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import { REDIS_URL } from "./utils/redis.js"
 import { makeSmsGatewayServer, refusingUrl } from "./utils/smsGateway.js"
@@ -92,7 +93,7 @@ const freshDatabase = Effect.map(freshSchemaNamed("cli"), (schema) => ({ schema,
 /** The repository and the delivery ledger over `url`, for the test's own look at the database. */
 const repositoryAt = (url: string) =>
   Layer.build(
-    TenantRepository.layerPg.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })))
+    TenantRepositoryPg.layer().pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })))
   )
 
 /** What a relay needs besides the database, pointed at the test's servers. */
@@ -398,7 +399,8 @@ describe("tenant-infra health", () => {
   )
 
   it.scopedLive(
-    "a hung server is down within --timeout; a bad REDIS_URL is down; what is not set is not checked",
+    "a hung server is down within --timeout; a bad REDIS_URL is down and a configuration error (exit 3); what is " +
+      "not set is not checked",
     () =>
       Effect.gen(function*() {
         const hung = yield* hungServer
@@ -407,8 +409,12 @@ describe("tenant-infra health", () => {
           SMTP_URL: `smtp://127.0.0.1:${hung.port}`,
           MAIL_FROM: "noreply@cli.test"
         })
-        assert.strictEqual(ended.code, Cli.ExitCode.failure, ended.stdout + ended.stderr)
-        assert.strictEqual(ended.stderr, "tenant-infra: redis, smtp are down\n")
+        assert.strictEqual(ended.code, Cli.ExitCode.configuration, ended.stdout + ended.stderr)
+        assert.strictEqual(
+          ended.stderr,
+          "tenant-infra: REDIS_URL is invalid: must be a URL such as redis://host:6379/0 or rediss://host:6380\n" +
+            "tenant-infra: smtp is down\n"
+        )
         assert.deepStrictEqual(healthLine(ended.stdout, "postgresql"), [
           "postgresql",
           "not configured (DATABASE_URL is not set)"

@@ -16,7 +16,7 @@ import type { Claim, Delivery, Outcome } from "../src/DeliveryLedger.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as SendError from "../src/SendError.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
-import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import {
   countsOf,
   findDelivery,
@@ -603,7 +603,7 @@ for (const backend of storeBackends) {
   )
 }
 
-layer(Layer.provideMerge(TenantRepository.layerPg, layerClientInFreshSchema), {
+layer(Layer.provideMerge(TenantRepositoryPg.layer(), layerClientInFreshSchema), {
   timeout: "60 seconds",
   excludeTestServices: true
 })("DeliveryLedger [pg]: events that do not decode", (it) => {

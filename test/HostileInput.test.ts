@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
-import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as DeliveryLedger from "../src/DeliveryLedger.js"
 import * as InvalidInput from "../src/InvalidInput.js"
 import type { TenantId } from "../src/Tenant.js"
@@ -18,6 +18,7 @@ import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantOutbox from "../src/TenantOutbox.js"
 import type * as TenantQuery from "../src/TenantQuery.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { layerClientInFreshSchema } from "./utils/postgres.js"
 import { freshPrefix, REDIS_URL } from "./utils/redis.js"
 import { newTenant, stampAt } from "./utils/tenants.js"
@@ -319,13 +320,13 @@ describe("hostile input", () => {
     ]
   > = [
     ["memory", TenantRepository.layerMemory],
-    ["postgres", TenantRepository.layerPg.pipe(Layer.provide(layerClientInFreshSchema))],
+    ["postgres", TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))],
     [
       "postgres + redis cache",
       CachedTenantRepository.layer().pipe(
-        Layer.provideMerge(TenantRepository.layerPg.pipe(Layer.provide(layerClientInFreshSchema))),
+        Layer.provideMerge(TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))),
         Layer.provide(Layer.unwrapScoped(
-          Effect.map(freshPrefix, (prefix) => CacheStore.layerRedis({ url: Redacted.make(REDIS_URL), prefix }))
+          Effect.map(freshPrefix, (prefix) => CacheStoreRedis.layer({ url: Redacted.make(REDIS_URL), prefix }))
         ))
       )
     ]

@@ -15,9 +15,12 @@ import * as Schema from "effect/Schema"
 import type { Socket } from "node:net"
 import { connect, createServer } from "node:net"
 import * as CacheStore from "../src/CacheStore.js"
+import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as InfraHealth from "../src/InfraHealth.js"
 import * as Mailer from "../src/Mailer.js"
+import * as MailerSmtp from "../src/Mailer/Smtp.js"
 import * as SmsGateway from "../src/SmsGateway.js"
+import * as SmsGatewayHttp from "../src/SmsGateway/Http.js"
 import { DATABASE_URL } from "./utils/postgres.js"
 import { makeOwnRedis } from "./utils/redisServer.js"
 import { makeSmsGatewayServer } from "./utils/smsGateway.js"
@@ -103,12 +106,12 @@ const dependencies = Effect.gen(function*() {
   database.host = `127.0.0.1:${proxies.postgresql.port}`
   const layer = Layer.mergeAll(
     PgClient.layer({ url: Redacted.make(database.toString()), maxConnections: 2, connectTimeout: "5 seconds" }),
-    CacheStore.layerRedis({ url: Redacted.make(`redis://:${secrets.redis}@127.0.0.1:${proxies.redis.port}`) }),
-    Mailer.layerSmtp({
+    CacheStoreRedis.layer({ url: Redacted.make(`redis://:${secrets.redis}@127.0.0.1:${proxies.redis.port}`) }),
+    MailerSmtp.layer({
       url: Redacted.make(`smtp://user:${secrets.smtp}@127.0.0.1:${proxies.smtp.port}`),
       from: "Health <health@infra.test>"
     }),
-    SmsGateway.layerHttp({
+    SmsGatewayHttp.layer({
       url: `http://127.0.0.1:${proxies.sms.port}/v1/messages`,
       apiKey: Redacted.make(secrets.sms)
     }).pipe(Layer.provide(NodeHttpClient.layerUndici))

@@ -12,6 +12,7 @@ import type { Tenant } from "../src/Tenant.js"
 import * as TenantCache from "../src/TenantCache.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { layerClientInFreshSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode } from "./utils/tenants.js"
 
@@ -147,7 +148,7 @@ describe("input findings", () => {
 
 const layers = [
   ["memory", TenantRepository.layerMemory],
-  ["postgres", TenantRepository.layerPg.pipe(Layer.provide(layerClientInFreshSchema))]
+  ["postgres", TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))]
 ] as const
 
 for (const [name, layer] of layers) {

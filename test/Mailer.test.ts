@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import { createServer } from "node:net"
 import { mustEncrypt } from "../src/internal/smtpMailer.js"
 import * as Mailer from "../src/Mailer.js"
+import * as MailerSmtp from "../src/Mailer/Smtp.js"
 import { SendError } from "../src/SendError.js"
 import * as SendRetry from "../src/SendRetry.js"
 import type { Behaviour } from "./utils/smtpServer.js"
@@ -45,7 +46,7 @@ const withSmtp = <A, E>(
     const url = options.password === undefined
       ? server.url()
       : server.url({ user: "user", password: options.login ?? options.password })
-    const layer = Mailer.layerSmtp({
+    const layer = MailerSmtp.layer({
       url: Redacted.make(url),
       from: "Tenant Infra <noreply@infra.test>",
       maxConnections: options.maxConnections ?? 2,
@@ -138,7 +139,7 @@ describe("Mailer", () => {
       Effect.gen(function*() {
         const port = yield* Effect.scoped(Effect.map(makeSmtpServer(), (server) => server.port))
         const error = yield* Effect.flip(send()).pipe(
-          Effect.provide(Mailer.layerSmtp({ url: Redacted.make(`smtp://127.0.0.1:${port}`), from: "a@infra.test" }))
+          Effect.provide(MailerSmtp.layer({ url: Redacted.make(`smtp://127.0.0.1:${port}`), from: "a@infra.test" }))
         )
         assert.strictEqual(error._tag, "Transient")
         assert.include(["ECONNECTION", "ESOCKET"], error.code)
@@ -215,7 +216,7 @@ describe("Mailer", () => {
         )
         const error = yield* Effect.flip(send()).pipe(
           Effect.timeout("3 seconds"),
-          Effect.provide(Mailer.layerSmtp({ url: Redacted.make(`smtp://127.0.0.1:${port}`), from: "a@infra.test" }))
+          Effect.provide(MailerSmtp.layer({ url: Redacted.make(`smtp://127.0.0.1:${port}`), from: "a@infra.test" }))
         )
         assert.strictEqual(error._tag, "Transient")
         assert.isAtMost(accepted, 3)
@@ -230,7 +231,7 @@ describe("Mailer", () => {
           { concurrency: "unbounded" }
         ).pipe(
           Effect.timeout("3 seconds"),
-          Effect.provide(Mailer.layerSmtp({
+          Effect.provide(MailerSmtp.layer({
             url: Redacted.make(`smtp://127.0.0.1:${port}`),
             from: "a@infra.test",
             maxConnections: 2
@@ -251,7 +252,7 @@ describe("Mailer", () => {
       Effect.scoped(Effect.gen(function*() {
         const server = yield* makeSmtpServer({ refuseWith: 554 })
         const error = yield* Effect.flip(send()).pipe(
-          Effect.provide(Mailer.layerSmtp({ url: Redacted.make(server.url()), from: "a@infra.test" }))
+          Effect.provide(MailerSmtp.layer({ url: Redacted.make(server.url()), from: "a@infra.test" }))
         )
         assert.deepStrictEqual([error._tag, error.code], ["Misconfigured", 554])
       })))
@@ -321,7 +322,7 @@ describe("Mailer", () => {
       const error = yield* Effect.flip(
         Effect.provide(
           Mailer.Mailer,
-          Mailer.layerSmtp({ url: Redacted.make(`https://user:${PASSWORD}@mail.test`), from: "a@infra.test" })
+          MailerSmtp.layer({ url: Redacted.make(`https://user:${PASSWORD}@mail.test`), from: "a@infra.test" })
         )
       )
       assert.strictEqual(error._tag, "Misconfigured")

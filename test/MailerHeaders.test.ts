@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Mailer from "../src/Mailer.js"
+import * as MailerSmtp from "../src/Mailer/Smtp.js"
 import * as NotificationTemplates from "../src/NotificationTemplates.js"
 import { isRetryable } from "../src/SendError.js"
 import type { Locale } from "../src/Tenant.js"
@@ -83,7 +84,7 @@ const message = (overrides: Partial<Mailer.EmailMessage> = {}): Mailer.EmailMess
 })
 
 const smtpLayer = (server: TestSmtpServer, from = FROM) =>
-  Mailer.layerSmtp({
+  MailerSmtp.layer({
     url: Redacted.make(server.url()),
     from,
     maxConnections: 1,

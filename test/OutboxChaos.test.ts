@@ -25,6 +25,7 @@ import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import { notificationsFor } from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import type { RelayProcess } from "./utils/relayProcess.js"
 import { startRelay } from "./utils/relayProcess.js"
@@ -67,7 +68,7 @@ describe("OutboxRelay chaos", () => {
         const smtp = yield* makeSmtpServer()
         const sms = yield* makeSmsGatewayServer({ dedupe: true })
         const context = yield* Layer.build(
-          TenantRepository.layerPg.pipe(
+          TenantRepositoryPg.layer().pipe(
             Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 12 }))
           )
         )

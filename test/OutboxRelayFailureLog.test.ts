@@ -2,7 +2,7 @@
  * The relay's warnings while a provider keeps failing: at most one line per channel per interval, each naming
  * the channel, the error class and the provider's host, with the attempts failed since the previous line, and
  * never a credential. The relay runs on the memory store under the `TestClock`, configured as `tenant-infra
- * relay` is (`OutboxRelay.layerConfig`), with credentials in every setting that may hold one.
+ * relay` is (`OutboxRelay.layerConfig(TenantInfra.relayConfig)`), with credentials in every setting that may hold one.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -18,6 +18,7 @@ import * as OutboxRelay from "../src/OutboxRelay.js"
 import type { Channel } from "../src/SendError.js"
 import * as SendError from "../src/SendError.js"
 import { SmsGateway } from "../src/SmsGateway.js"
+import * as TenantInfra from "../src/TenantInfra.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantNotifications from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
@@ -123,7 +124,7 @@ describe("OutboxRelay failure warnings", () => {
         )
       }
       const relay = yield* Layer.build(
-        OutboxRelay.layerConfig.pipe(
+        OutboxRelay.layerConfig(TenantInfra.relayConfig).pipe(
           Layer.provide(TenantNotifications.layer()),
           Layer.provide(senders.layer),
           Layer.provide(Layer.succeedContext(store)),

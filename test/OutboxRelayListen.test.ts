@@ -24,6 +24,7 @@ import * as OutboxRelay from "../src/OutboxRelay.js"
 import { SmsGateway } from "../src/SmsGateway.js"
 import * as TenantNotifications from "../src/TenantNotifications.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { layerClientInFreshSchema, TestSchema, urlWithSchema } from "./utils/postgres.js"
 import { newTenant } from "./utils/tenants.js"
 
@@ -136,13 +137,15 @@ layer(layerClientInFreshSchema, { timeout: "60 seconds", excludeTestServices: tr
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
           const application = `relay-listen-${randomUUID().slice(0, 8)}`
-          const store = yield* Layer.build(TenantRepository.layerPg.pipe(
-            Layer.provide(PgClient.layer({
-              url: Redacted.make(urlWithSchema(yield* TestSchema)),
-              applicationName: application,
-              maxConnections: 4
-            }))
-          ))
+          const store = yield* Layer.build(
+            TenantRepositoryPg.layer().pipe(
+              Layer.provide(PgClient.layer({
+                url: Redacted.make(urlWithSchema(yield* TestSchema)),
+                applicationName: application,
+                maxConnections: 4
+              }))
+            )
+          )
           const sent = yield* Ref.make(0)
           const senders = Layer.merge(
             Layer.succeed(

@@ -9,7 +9,6 @@ import {
   CacheStore,
   Mailer,
   OutboxRelay,
-  Postgres,
   SmsGateway,
   Tenant,
   TenantLifecycle,
@@ -18,6 +17,9 @@ import {
   TenantRepository,
   TenantRepositoryError
 } from "../src/index.js"
+import * as SmsGatewayHttp from "../src/SmsGateway/Http.js"
+import * as TenantInfra from "../src/TenantInfra.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 
 const onboard = (input: unknown) =>
   Effect.gen(function*() {
@@ -135,12 +137,12 @@ describe("README examples", () => {
 
   it("the Outbox relay section's PostgreSQL composition type-checks with every requirement met", () => {
     const Senders = Layer.merge(
-      Mailer.layerSmtpConfig,
-      SmsGateway.layerHttpConfig.pipe(Layer.provide(FetchHttpClient.layer))
+      TenantInfra.layerSmtp,
+      SmsGatewayHttp.layerConfig(TenantInfra.smsConfig).pipe(Layer.provide(FetchHttpClient.layer))
     )
-    const Relay = OutboxRelay.layerConfig.pipe(
+    const Relay = OutboxRelay.layerConfig(TenantInfra.relayConfig).pipe(
       Layer.provide(TenantNotifications.layer().pipe(Layer.provide(Senders))),
-      Layer.provide(TenantRepository.layerPg.pipe(Layer.provide(Postgres.layer)))
+      Layer.provide(TenantRepositoryPg.layer().pipe(Layer.provide(TenantInfra.layerPostgres)))
     )
     const launched: Effect.Effect<never, unknown, never> = Layer.launch(Relay)
     assert.isTrue(Effect.isEffect(launched))

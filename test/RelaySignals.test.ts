@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url"
 import pg from "pg"
 import { TABLE } from "../src/Migrations.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { DATABASE_URL, freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
 import { makeSmsGatewayServer } from "./utils/smsGateway.js"
 import { makeSmtpServer } from "./utils/smtpServer.js"
@@ -269,7 +270,7 @@ describe("tenant-infra relay and SIGTERM", () => {
           20
         )
         const context = yield* Layer.build(
-          TenantRepository.layerPg.pipe(
+          TenantRepositoryPg.layer().pipe(
             Layer.provideMerge(PgClient.layer({ url: Redacted.make(env.DATABASE_URL), maxConnections: 2 }))
           )
         )

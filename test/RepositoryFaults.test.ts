@@ -20,6 +20,7 @@ import type { Tenant } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import type { FaultMode, FaultProxy } from "./utils/faultProxy.js"
 import { makeFaultProxy } from "./utils/faultProxy.js"
 import { DATABASE_URL, freshSchemaNamed, urlWithSchema } from "./utils/postgres.js"
@@ -46,8 +47,8 @@ const setUp = (options: { readonly maxConnections?: number } = {}) =>
     const server = new URL(DATABASE_URL)
     const proxy = yield* makeFaultProxy({ targetPort: Number(server.port || 5432) })
     const context = yield* Layer.build(
-      TenantRepository.layerPgWith({ timeout: `${TIMEOUT_MILLIS} millis` }).pipe(
-        Layer.provideMerge(Postgres.layerWith({
+      TenantRepositoryPg.layer({ timeout: `${TIMEOUT_MILLIS} millis` }).pipe(
+        Layer.provideMerge(Postgres.layer({
           url: Redacted.make(proxy.url(urlWithSchema(schema))),
           maxConnections: options.maxConnections ?? 5,
           connectTimeout: "1 second",
@@ -133,7 +134,7 @@ const saveWithLostCommit = (
     return { direct, proxy, repository, tenant, next, exit, millis }
   })
 
-describe("TenantRepository.layerPg under network faults", () => {
+describe("TenantRepositoryPg.layer() under network faults", () => {
   it.live("a COMMIT whose answer is lost after the server committed: the save succeeds, stored once", () =>
     Effect.scoped(Effect.gen(function*() {
       // The COMMIT reaches the server, which commits 0.5 s later; its answer is dropped.
@@ -271,7 +272,7 @@ interface Counts {
   retryRefused: number
 }
 
-describe("TenantRepository.layerPg under a mixed load through every fault", () => {
+describe("TenantRepositoryPg.layer() under a mixed load through every fault", () => {
   it.live(
     "counts: no defect, nothing over time, no acknowledged write lost, a retry never refused",
     () =>

@@ -20,6 +20,7 @@ import { TenantId } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { redisBackend } from "./utils/cacheBackends.js"
 import { makeFaultProxy } from "./utils/faultProxy.js"
 import * as Model from "./utils/modelCommands.js"
@@ -31,7 +32,7 @@ const LAYER_NAMES = ["memory", "pg", "cached"] as const
 
 /** A PostgreSQL repository in a schema of its own, and how to empty it between sequences. */
 const pgStore = Effect.gen(function*() {
-  const context = yield* Layer.build(TenantRepository.layerPg.pipe(Layer.provideMerge(layerClientInFreshSchema)))
+  const context = yield* Layer.build(TenantRepositoryPg.layer().pipe(Layer.provideMerge(layerClientInFreshSchema)))
   const sql = Context.get(context, SqlClient.SqlClient)
   return {
     context,
@@ -520,7 +521,7 @@ describe("lookups with input that can name no tenant", () => {
           connectTimeout: "2 seconds"
         })
         const pgContext = yield* Layer.build(
-          TenantRepository.layerPgWith({ timeout: "5 seconds" }).pipe(Layer.provideMerge(client))
+          TenantRepositoryPg.layer({ timeout: "5 seconds" }).pipe(Layer.provideMerge(client))
         )
         const pg = Context.get(pgContext, TenantRepository.TenantRepository)
         const touched: Array<string> = []

@@ -15,6 +15,8 @@ import * as Tracer from "effect/Tracer"
 import { SendError } from "../src/SendError.js"
 import * as SendRetry from "../src/SendRetry.js"
 import * as SmsGateway from "../src/SmsGateway.js"
+import * as SmsGatewayHttp from "../src/SmsGateway/Http.js"
+import * as TenantInfra from "../src/TenantInfra.js"
 import type { Reply, SmsGatewayServerOptions, TestSmsGateway } from "./utils/smsGateway.js"
 import { makeSmsGatewayServer, refusingUrl, retryAfter } from "./utils/smsGateway.js"
 
@@ -55,7 +57,7 @@ const withGateway = <A, E>(
 ) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* makeSmsGatewayServer(options)
-    const layer = SmsGateway.layerHttp({
+    const layer = SmsGatewayHttp.layer({
       url: options.url ?? server.url,
       apiKey: Redacted.make(API_KEY),
       requestTimeout: options.requestTimeout
@@ -428,7 +430,7 @@ describe("SmsGateway", () => {
 
   describe("layerHttpConfig", () => {
     const configured = (server: TestSmsGateway, entries: ReadonlyArray<readonly [string, string]>) =>
-      SmsGateway.layerHttpConfig.pipe(
+      SmsGatewayHttp.layerConfig(TenantInfra.smsConfig).pipe(
         Layer.provide(NodeHttpClient.layerUndici),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
           new Map([

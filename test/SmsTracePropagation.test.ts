@@ -12,6 +12,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as SmsGateway from "../src/SmsGateway.js"
+import * as SmsGatewayHttp from "../src/SmsGateway/Http.js"
+import * as TenantInfra from "../src/TenantInfra.js"
 import type { ReceivedRequest, TestSmsGateway } from "./utils/smsGateway.js"
 import { makeSmsGatewayServer } from "./utils/smsGateway.js"
 
@@ -56,7 +58,7 @@ const withServer = <A, E>(
 describe("SMS trace propagation", () => {
   for (const [name, client] of clients) {
     const layerHttp = (url: string, tracePropagation?: boolean) =>
-      SmsGateway.layerHttp({
+      SmsGatewayHttp.layer({
         url,
         apiKey: Redacted.make("sms-key"),
         ...(tracePropagation === undefined ? {} : { tracePropagation })
@@ -90,7 +92,7 @@ describe("SMS trace propagation", () => {
   }
 
   const layerFromEnv = (env: Record<string, string>) =>
-    SmsGateway.layerHttpConfig.pipe(
+    SmsGatewayHttp.layerConfig(TenantInfra.smsConfig).pipe(
       Layer.provide(NodeHttpClient.layerUndici),
       Layer.provide(Layer.setConfigProvider(ConfigProvider.fromJson({ SMS_API_KEY: "sms-key", ...env })))
     )

@@ -6,7 +6,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Mailer from "../src/Mailer.js"
+import * as MailerSmtp from "../src/Mailer/Smtp.js"
 import * as SmsGateway from "../src/SmsGateway.js"
+import * as SmsGatewayHttp from "../src/SmsGateway/Http.js"
 import type { Locale } from "../src/Tenant.js"
 import { Tenant } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
@@ -159,9 +161,9 @@ describe("TenantNotifications", () => {
         const smtp = yield* makeSmtpServer()
         const sms = yield* makeSmsGatewayServer({ dedupe: true })
         const live = TenantNotifications.layer(fast).pipe(
-          Layer.provide(Mailer.layerSmtp({ url: Redacted.make(smtp.url()), from: "noreply@infra.test" })),
+          Layer.provide(MailerSmtp.layer({ url: Redacted.make(smtp.url()), from: "noreply@infra.test" })),
           Layer.provide(
-            SmsGateway.layerHttp({ url: sms.url, apiKey: Redacted.make("sk_test_key") }).pipe(
+            SmsGatewayHttp.layer({ url: sms.url, apiKey: Redacted.make("sk_test_key") }).pipe(
               Layer.provide(FetchHttpClient.layer)
             )
           )

@@ -12,6 +12,7 @@ import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import { TenantOutbox } from "../src/TenantOutbox.js"
 import { MAX_PAGE_SIZE } from "../src/TenantQuery.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { TenantAlreadyExists } from "../src/TenantRepositoryError.js"
 import { layerClientInFreshSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode, uniqueWindow } from "./utils/tenants.js"
@@ -20,7 +21,7 @@ const backends: ReadonlyArray<
   readonly [name: string, layer: Layer.Layer<TenantRepository.TenantRepository | TenantOutbox, unknown>]
 > = [
   ["memory", TenantRepository.layerMemory],
-  ["pg", TenantRepository.layerPg.pipe(Layer.provide(layerClientInFreshSchema))]
+  ["pg", TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))]
 ]
 
 const repository = TenantRepository.TenantRepository

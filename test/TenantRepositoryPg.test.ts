@@ -11,12 +11,13 @@ import * as Migrations from "../src/Migrations.js"
 import * as TenantEvent from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchema, layerClientInFreshSchema, TestSchema, urlWithSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode } from "./utils/tenants.js"
 
-const pgRepository = TenantRepository.layerPg.pipe(Layer.provideMerge(layerClientInFreshSchema))
+const pgRepository = TenantRepositoryPg.layer().pipe(Layer.provideMerge(layerClientInFreshSchema))
 
-describe("TenantRepository.layerPg", () => {
+describe("TenantRepositoryPg.layer()", () => {
   describe("migrations", () => {
     it.scoped("create the tables and indexes once, tracked in their own table", () =>
       Effect.gen(function*() {
@@ -94,7 +95,7 @@ describe("TenantRepository.layerPg", () => {
       assert.deepStrictEqual(yield* repo.findByCode(tenant.code), Option.some(activated.tenant))
     }).pipe(
       Effect.provide(
-        TenantRepository.layerPg.pipe(
+        TenantRepositoryPg.layer().pipe(
           Layer.provide(Layer.unwrapScoped(Effect.map(freshSchema, (schema) =>
             PgClient.layer({
               url: Redacted.make(urlWithSchema(schema)),

@@ -23,6 +23,7 @@ import * as TenantCache from "../src/TenantCache.js"
 import type { TenantCreated } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import * as Model from "./utils/modelCommands.js"
 import { layerClientInFreshSchema } from "./utils/postgres.js"
 
@@ -279,7 +280,7 @@ describe("TenantLifecycle.create: a typed InvalidInput, or a tenant that round-t
     () =>
       Effect.gen(function*() {
         const pgContext = yield* Layer.build(
-          TenantRepository.layerPg.pipe(Layer.provideMerge(layerClientInFreshSchema))
+          TenantRepositoryPg.layer().pipe(Layer.provideMerge(layerClientInFreshSchema))
         )
         const pg = Context.get(pgContext, TenantRepository.TenantRepository)
         const sql = Context.get(pgContext, SqlClient.SqlClient)

@@ -16,7 +16,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
 import type { SendError } from "../SendError.js"
-import type { HttpOptions, SentSms, Service, SmsMessage } from "../SmsGateway.js"
+import type { SentSms, Service, SmsMessage } from "../SmsGateway.js"
+import type { Options as HttpOptions } from "../SmsGateway/Http.js"
 import { checkNumber, idempotencyKeyFor } from "./messageRules.js"
 
 /** How much of a gateway's answer an error keeps: enough to read the reason, not a whole HTML error page. */

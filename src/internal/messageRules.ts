@@ -1,6 +1,5 @@
 import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
-import addressparser from "nodemailer/lib/addressparser"
 import type { EmailMessage } from "../Mailer.js"
 import { Permanent } from "../SendError.js"
 import type { SmsMessage } from "../SmsGateway.js"
@@ -30,31 +29,22 @@ const unsafeCharacterIn = (field: string) =>
   `the ${field} holds a line break or a control, format or bidirectional character`
 
 /**
- * An RFC 2047 encoded word (`=?charset?q?...?=`) inside an address. It is valid `atext` in a local part, yet RFC
+ * An RFC 2047 encoded word (`=?charset?q?...?=`). Inside an address it is valid `atext` in a local part, yet RFC
  * 2047 forbids it there and decoders that decode it anyway show another address than the one the message goes to.
+ * Address headers are refused when they hold one anywhere, display name included: telling the two apart takes an
+ * address parser (the driver's), and a display name never needs one, since it is encoded when sent.
  */
 const ENCODED_WORD = /=\?[\s\S]*\?=/
 
-/** A plain address needs no parsing; only a display name (`Admin <admin@acme.test>`) does. */
-const BARE_ADDRESS = /^[^\s<>@,;:"]+@[^\s<>@,;:"]+$/
-
-/**
- * The addresses in an address header value, as nodemailer reads them for the envelope and the header: the value
- * itself when it is a bare address, else what its parser finds.
- */
-export const addressesIn = (value: string): ReadonlyArray<string> =>
-  BARE_ADDRESS.test(value)
-    ? [value]
-    : addressparser(value, { flatten: true }).map((parsed) => parsed.address).filter((address) => address !== "")
-
 /**
  * Why `value`, an address header value (`to`, `from`), can never be delivered, or `undefined` when it can be
- * tried: an unsafe character anywhere in it, or an encoded word in its address.
+ * tried: an unsafe character or an encoded word anywhere in it.
  */
 export const addressProblem = (field: string, value: string): string | undefined => {
   if (hasUnsafeHeaderCharacters(value)) return unsafeCharacterIn(field)
-  if (addressesIn(value).some((address) => ENCODED_WORD.test(address))) {
-    return `the ${field} address holds an encoded word (=?...?=), which is not allowed in an address`
+  if (ENCODED_WORD.test(value)) {
+    return `the ${field} holds an encoded word (=?...?=), which is not allowed in an address header (a display ` +
+      `name is encoded when sent: write it as plain text)`
   }
   return undefined
 }

@@ -21,25 +21,9 @@ import type * as ChangeFeed from "./changeFeed.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
 import { PgWatchdog } from "./pgSocket.js"
 import * as Rules from "./repositoryRules.js"
+import { rowToProps, type TenantRow, toColumns } from "./tenantFields.js"
 
-export interface TenantRow {
-  readonly id: string
-  readonly code: string
-  readonly name: string
-  readonly status: string
-  readonly email: string
-  readonly phone: string | null
-  readonly locale: string
-  readonly domain: string | null
-  readonly settings: unknown
-  readonly version: number
-  readonly created_at: Date
-  readonly updated_at: Date
-  readonly deleted_at: Date | null
-  readonly status_changed_by: string | null
-  readonly status_change_reason: string | null
-  readonly status_changed_at: Date | null
-}
+export { rowToProps, type TenantRow }
 
 interface OutboxRow {
   readonly position: string
@@ -51,47 +35,8 @@ interface OutboxRow {
   readonly recorded_at: Date
 }
 
-const toRow = (tenant: Tenant) => ({
-  id: tenant.id,
-  code: tenant.code,
-  name: tenant.name,
-  name_key: Rules.nameKey(tenant.name),
-  status: tenant.status,
-  email: tenant.contact.email,
-  phone: tenant.contact.phone ?? null,
-  locale: tenant.contact.locale,
-  domain: tenant.domain ?? null,
-  settings: JSON.stringify(tenant.settings),
-  version: tenant.version,
-  created_at: tenant.createdAt,
-  updated_at: tenant.updatedAt,
-  deleted_at: tenant.deletedAt ?? null,
-  status_changed_by: tenant.lastStatusChange?.actor ?? null,
-  status_change_reason: tenant.lastStatusChange?.reason ?? null,
-  status_changed_at: tenant.lastStatusChange?.at ?? null
-})
-
-/** The row as the fields `reconstitute` checks: nulls become absent fields, contact and status change regroup. */
-export const rowToProps = (row: TenantRow) => ({
-  id: row.id,
-  code: row.code,
-  name: row.name,
-  status: row.status,
-  contact: row.phone === null
-    ? { email: row.email, locale: row.locale }
-    : { email: row.email, phone: row.phone, locale: row.locale },
-  ...(row.domain === null ? {} : { domain: row.domain }),
-  settings: row.settings,
-  version: row.version,
-  createdAt: row.created_at,
-  updatedAt: row.updated_at,
-  ...(row.deleted_at === null ? {} : { deletedAt: row.deleted_at }),
-  ...(row.status_changed_by === null || row.status_changed_at === null ? {} : {
-    lastStatusChange: row.status_change_reason === null
-      ? { actor: row.status_changed_by, at: row.status_changed_at }
-      : { actor: row.status_changed_by, at: row.status_changed_at, reason: row.status_change_reason }
-  })
-})
+// name_key is no field of the tenant: an index of its name for sorting, kept beside the columns of its fields.
+const toRow = (tenant: Tenant) => ({ ...toColumns(tenant), name_key: Rules.nameKey(tenant.name) })
 
 const fromRow = (operation: string) => (row: TenantRow): Effect.Effect<Tenant, RepositoryError> => {
   const decoded = reconstitute(rowToProps(row))

@@ -1,7 +1,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Cluster, Redis } from "ioredis"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import type { Cluster } from "ioredis"
+import { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { CacheError } from "../CacheError.js"
 import type * as CacheStore from "../CacheStore.js"
@@ -194,3 +197,47 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
       )
   }
 }
+
+/** The defaults of `CacheStore/Redis`'s store options, in one place for both Redis stores. */
+export const storeSettings = (options: {
+  readonly prefix?: string | undefined
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  readonly versionTtl?: Duration.DurationInput | undefined
+}): RedisStoreOptions => ({
+  prefix: options.prefix ?? "tenant-infra:",
+  commandTimeout: options.commandTimeout ?? Duration.millis(200),
+  versionTtl: options.versionTtl ?? Duration.days(1)
+})
+
+/** A client the layer owns: connected (or trying to) and closed with the scope; never queues commands. */
+export const acquireClient = (options: {
+  readonly url: Redacted.Redacted
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}): Effect.Effect<Redis, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new Redis(Redacted.value(options.url), {
+          lazyConnect: true,
+          // A cache that cannot answer now is a miss now: never queue commands for a later reconnection.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          commandTimeout: Duration.toMillis(timeout),
+          connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(1))
+        })
+      ),
+      (client) =>
+        Effect.promise(() => client.quit().catch(() => client.disconnect())).pipe(
+          Effect.timeoutOption(Duration.seconds(1)),
+          Effect.ensuring(Effect.sync(() => client.disconnect()))
+        )
+    )
+    // Errors are reported per command; without a listener ioredis would print each one.
+    client.on("error", () => undefined)
+    yield* Effect.promise(() => client.connect().catch(() => undefined)).pipe(
+      Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1))
+    )
+    return client
+  })

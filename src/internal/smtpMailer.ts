@@ -8,13 +8,26 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { PassThrough } from "node:stream"
+import addressparser from "nodemailer/lib/addressparser"
 import type { NodemailerError } from "nodemailer/lib/errors"
 import MailComposer from "nodemailer/lib/mail-composer"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
 import type * as Mailer from "../Mailer.js"
 import type { SendError } from "../SendError.js"
 import { Ambiguous, Misconfigured, Permanent, RateLimited, Transient } from "../SendError.js"
-import { addressesIn, addressProblem, checkHeaders, messageIdFor } from "./messageRules.js"
+import { addressProblem, checkHeaders, messageIdFor } from "./messageRules.js"
+
+/** A plain address needs no parsing; only a display name (`Admin <admin@acme.test>`) does. */
+const BARE_ADDRESS = /^[^\s<>@,;:"]+@[^\s<>@,;:"]+$/
+
+/**
+ * The addresses in an address header value, as nodemailer reads them for the envelope and the header: the value
+ * itself when it is a bare address, else what its parser finds.
+ */
+const addressesIn = (value: string): ReadonlyArray<string> =>
+  BARE_ADDRESS.test(value)
+    ? [value]
+    : addressparser(value, { flatten: true }).map((parsed) => parsed.address).filter((address) => address !== "")
 
 /**
  * Why not nodemailer's pooled transport: on a dropped connection it reports the same error whether the message

@@ -4,6 +4,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as CacheStore from "../../src/CacheStore.js"
+import * as CacheStoreRedis from "../../src/CacheStore/Redis.js"
+import * as CacheStoreTiered from "../../src/CacheStore/Tiered.js"
 import { freshPrefix, REDIS_URL } from "./redis.js"
 
 /** A CacheStore layer to run a suite against, and how to let time pass for it. */
@@ -24,7 +26,7 @@ export const memoryBackend: CacheBackend = {
 export const redisBackend: CacheBackend = {
   name: "redis",
   layer: Layer.unwrapScoped(
-    Effect.map(freshPrefix, (prefix) => CacheStore.layerRedis({ url: Redacted.make(REDIS_URL), prefix }))
+    Effect.map(freshPrefix, (prefix) => CacheStoreRedis.layer({ url: Redacted.make(REDIS_URL), prefix }))
   ),
   // Redis keeps its own time: a TTL is tested by letting real time pass, outside any TestClock.
   elapse: (duration) =>
@@ -34,7 +36,7 @@ export const redisBackend: CacheBackend = {
 export const tieredBackend: CacheBackend = {
   name: "memory+redis",
   layer: Layer.unwrapScoped(
-    Effect.map(freshPrefix, (prefix) => CacheStore.layerTiered({ url: Redacted.make(REDIS_URL), prefix }))
+    Effect.map(freshPrefix, (prefix) => CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix }))
   ),
   // Redis keeps real time, the memory tier the fiber's Clock (a TestClock in `it.effect`): both must move.
   elapse: (duration) => Effect.zipRight(redisBackend.elapse(duration), TestClock.adjust(Duration.decode(duration)))

@@ -14,6 +14,7 @@ import * as TenantLifecycle from "../../src/TenantLifecycle.js"
 import { envelopesFor } from "../../src/TenantNotifications.js"
 import type { TenantOutbox } from "../../src/TenantOutbox.js"
 import * as TenantRepository from "../../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../../src/TenantRepository/Pg.js"
 import { layerClientInFreshSchema, TestSchema, urlWithSchema } from "./postgres.js"
 import { newTenant, stampAt } from "./tenants.js"
 
@@ -62,11 +63,11 @@ export const pgStores: StoreBackend = {
       const url = urlWithSchema(yield* TestSchema)
       return {
         empty: Layer.effectDiscard(emptyTables).pipe(
-          Layer.provideMerge(TenantRepository.layerPg),
+          Layer.provideMerge(TenantRepositoryPg.layer()),
           Layer.provide(Layer.succeedContext(client))
         ),
         another: Effect.succeed(
-          TenantRepository.layerPg.pipe(
+          TenantRepositoryPg.layer().pipe(
             Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 4, connectTimeout: "5 seconds" }))
           )
         )

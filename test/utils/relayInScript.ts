@@ -1,5 +1,5 @@
 /**
- * A relay over `TenantRepository.layerPg`, run the way a script or a test runner runs one: inside
+ * A relay over `TenantRepositoryPg.layer()`, run the way a script or a test runner runs one: inside
  * `Effect.runPromise`, stopped by the end of the program, with no `process.exit` after it. It prints `stopped`
  * once `runPromise` has returned; the test that spawns it (OutboxRelayListen.test.ts) then expects the process to
  * exit by itself, leaving no connection open.
@@ -25,6 +25,7 @@ import * as OutboxRelay from "../../src/OutboxRelay.js"
 import { SmsGateway } from "../../src/SmsGateway.js"
 import * as TenantNotifications from "../../src/TenantNotifications.js"
 import * as TenantRepository from "../../src/TenantRepository.js"
+import * as TenantRepositoryPg from "../../src/TenantRepository/Pg.js"
 import { newTenant } from "./tenants.js"
 
 const SLOW_CONNECT_MS = 500
@@ -52,7 +53,7 @@ const socket = () => {
   return opened
 }
 
-const Database = TenantRepository.layerPg.pipe(
+const Database = TenantRepositoryPg.layer().pipe(
   Layer.provideMerge(PgClient.layer({
     url: Redacted.make(setting("RELAY_SCRIPT_URL")),
     applicationName: setting("RELAY_SCRIPT_APP"),
