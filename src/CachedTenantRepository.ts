@@ -49,7 +49,7 @@
  * covered by the bound below.
  *
  * Freshness across processes: each process also follows the repository's changes in commit order (the change
- * feed that `TenantRepository.layerPg` and `layerMemory` provide) and applies them to the store, with a mark
+ * feed that `TenantRepository/Pg` and `layerMemory` provide) and applies them to the store, with a mark
  * beside the values saying how far they go (`CacheStore.Marks`). It reads the store only while it has confirmed,
  * within `maxStaleness` (default 2 seconds), that the mark covers every change committed before then, so no read
  * returns a tenant older than a save acknowledged more than `maxStaleness` before it started, whatever the store
@@ -138,7 +138,7 @@ export interface Options {
   /**
    * The bound on staleness across processes (default 2 seconds): no read returns a tenant older than a save
    * acknowledged more than this long before the read started, in any process, whatever the store or the network
-   * did. It holds where the repository provides its change feed (`TenantRepository.layerPg`, `layerMemory`) and
+   * did. It holds where the repository provides its change feed (`TenantRepository/Pg`, `layerMemory`) and
    * the store keeps marks (every store of `CacheStore`); see "Freshness across processes" above.
    */
   readonly maxStaleness?: Duration.DurationInput | undefined
@@ -684,7 +684,7 @@ export const make = (
 /**
  * Caching in front of the `TenantRepository` it is given, provided as `TenantRepository` again, so that adding
  * the cache is adding this layer. The `CacheStore` holds the values: `CacheStore.layerMemory` for one process,
- * `CacheStore.layerRedis` to share one cache between processes.
+ * `CacheStore/Redis` to share one cache between processes.
  *
  * When the store fails (`CacheError`), reads go to the repository and writes still succeed; after repeated
  * failures a circuit breaker stops asking the store for a while (`tenant_cache_breaker_open`). A write whose
@@ -693,7 +693,7 @@ export const make = (
  * fill); until they reach the store, reads bypass it, so no tenant as it was before the write is served.
  *
  * `Layer.provide` hides the inner layer's other services; `Layer.provideMerge` keeps them (the `TenantOutbox` of
- * `TenantRepository.layerMemory` or `layerPg`), and the `TenantRepository` it provides is still the cached one.
+ * `TenantRepository.layerMemory` or `TenantRepository/Pg`), and the `TenantRepository` it provides is still the cached one.
  *
  * @example
  * ```ts

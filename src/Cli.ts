@@ -19,6 +19,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -32,6 +33,7 @@ import * as Schema from "effect/Schema"
 import { createRequire } from "node:module"
 import { DeliveryLedger, MAX_LIST_LIMIT } from "./DeliveryLedger.js"
 import * as InfraHealth from "./InfraHealth.js"
+import * as Demo from "./internal/demo.js"
 import { InvalidInput } from "./InvalidInput.js"
 import * as Migrations from "./Migrations.js"
 import * as OutboxRelay from "./OutboxRelay.js"
@@ -255,7 +257,7 @@ const limit = Options.integer("limit").pipe(
     `--limit must be between 1 and ${MAX_LIST_LIMIT}`
   ),
   Options.withDefault(100),
-  Options.withDescription(`How many dead letters to print, at most ${MAX_LIST_LIMIT}.`)
+  Options.withDescription(`How many messages to print, at most ${MAX_LIST_LIMIT}.`)
 )
 
 /** One line per message, so that its fields split on tabs; a provider's reply may hold line breaks. */
@@ -279,6 +281,48 @@ const deadLetters = Command.make("dead-letters", { limit }, ({ limit }) =>
       "Prints the dead letters, one per line: key, channel, recipient and last error, separated by tabs."
     ),
     Command.provide(DatabaseLive)
+  )
+
+const pending = Command.make("pending", { limit }, ({ limit }) =>
+  Effect.gen(function*() {
+    const ledger = yield* DeliveryLedger
+    const [messages, stats] = yield* Effect.all([ledger.list({ status: "pending", limit }), ledger.backlog])
+    for (const message of messages) {
+      const error = Option.match(message.lastError, { onNone: () => "-", onSome: oneLine })
+      const next = Option.match(message.nextAttemptAt, { onNone: () => "-", onSome: (at) => at.toISOString() })
+      yield* Console.log(
+        [message.key, message.channel, message.recipient, String(message.attempts.length), next, error].join("\t")
+      )
+    }
+    yield* Console.log(
+      messages.length < stats.pending
+        ? `${messages.length} of ${stats.pending} pending messages shown (--limit ${limit}).`
+        : `${messages.length} pending message${messages.length === 1 ? "" : "s"}.`
+    )
+  })).pipe(
+    Command.withDescription(
+      "Prints the messages not yet delivered nor dead, one per line: key, channel, recipient, attempts so far, " +
+        "next try (ISO time; already past: as soon as a relay is free) and last error, separated by tabs."
+    ),
+    Command.provide(DatabaseLive)
+  )
+
+const demo = Command.make("demo", {}, () =>
+  // In memory whatever the environment says: a demo never writes to a real database or sends a real message.
+  Demo.program.pipe(
+    Effect.provide(
+      TenantInfra.layerConfig({ relay: true }).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))
+      )
+    ),
+    // The memory stack builds from nothing and the script expects each answer it gets: a failure is a bug.
+    Effect.orDie,
+    Effect.asVoid
+  )).pipe(
+    Command.withDescription(
+      "Runs a short demo in memory (whatever the environment names): four tenants through their life, their " +
+        "notifications delivered by a relay, and what the delivery ledger says of each message."
+    )
   )
 
 /** The dead letters to replay: some, by key, or `"all"`; the command line must name one or the other. */
@@ -460,7 +504,8 @@ const health = Command.make("health", { timeout }, ({ timeout }) =>
   )
 
 /**
- * The command tree: `migrate`, `relay`, `dead-letters`, `replay`, `stats`, `prune` and `health`. Without a
+ * The command tree: `migrate`, `relay`, `pending`, `dead-letters`, `replay`, `stats`, `prune`, `health` and
+ * `demo`. Without a
  * subcommand it prints the help.
  *
  * @since 0.1.0
@@ -468,7 +513,7 @@ const health = Command.make("health", { timeout }, ({ timeout }) =>
  */
 export const command = Command.make("tenant-infra").pipe(
   Command.withDescription("Operates the tenant-infra database and outbox relay, and checks their dependencies."),
-  Command.withSubcommands([migrate, relay, deadLetters, replay, stats, prune, health])
+  Command.withSubcommands([migrate, relay, pending, deadLetters, replay, stats, prune, health, demo])
 )
 
 // Read when the tool starts rather than imported: JSON imports need import attributes, which the NodeNext build

@@ -1,7 +1,8 @@
 /**
  * The delivery ledger: one row per message an outbox event calls for (event, channel, recipient), the queue the
- * outbox relay works from and the record of every attempt it made. `TenantRepository.layerMemory` and `layerPg`
- * provide it over the same store as the tenants and their outbox.
+ * outbox relay works from and the record of every attempt it made. `TenantRepository.layerMemory` and
+ * `TenantRepository/Pg` provide it over the same store as the tenants and their outbox; `DeliveryLedger/Pg`
+ * provides it alone.
  *
  * A message goes `pending` → `delivered`, or `pending` → `dead` (with the reason); `replay` puts dead ones back.
  * A relay claims a pending message with a lease (an owner, an expiry and a fencing `epoch`), and the claim
@@ -148,6 +149,11 @@ export interface Delivery {
   readonly providerId: Option.Option<string>
   /** For a dead message: why; for a pending one: the last failure, if any. */
   readonly lastError: Option.Option<string>
+  /**
+   * For a pending message: when its backoff ends and a relay may try it again (a time already past: as soon as
+   * a relay is free and the tenant's earlier messages are done). None for a delivered or dead one.
+   */
+  readonly nextAttemptAt: Option.Option<Date>
   readonly attempts: ReadonlyArray<Attempt>
 }
 

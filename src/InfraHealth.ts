@@ -273,10 +273,10 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
  * ```ts
  * import * as Effect from "effect/Effect"
  * import * as Layer from "effect/Layer"
- * import { CacheStore, InfraHealth, Postgres } from "tenant-infra"
+ * import { InfraHealth, TenantInfra } from "tenant-infra"
  *
  * const Health = InfraHealth.layer({ timeout: "1 second" }).pipe(
- *   Layer.provide(Layer.merge(Postgres.layer, CacheStore.layerRedisConfig))
+ *   Layer.provide(Layer.merge(TenantInfra.layerPostgres, TenantInfra.layerRedis))
  * )
  *
  * const program = Effect.gen(function*() {

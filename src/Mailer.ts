@@ -57,7 +57,7 @@ export interface Service {
   /** Sends one message, one attempt; retries are the caller's (see `SendRetry`). */
   readonly send: (message: EmailMessage) => Effect.Effect<SentEmail, SendError>
   /**
-   * Proves that the server answers, sending nothing: `layerSmtp` opens a connection, waits for the greeting
+   * Proves that the server answers, sending nothing: `Mailer/Smtp` opens a connection, waits for the greeting
    * (and the EHLO reply, and STARTTLS where it would use it), then QUITs, without logging in. For health checks
    * (see `InfraHealth`); a mailer that reaches no server has none.
    */
@@ -110,7 +110,7 @@ export class MemoryMailer extends Context.Tag("tenant-infra/MemoryMailer")<Memor
 }>() {}
 
 /**
- * A mailer that keeps every message instead of sending it, applying the same header checks as `layerSmtp`.
+ * A mailer that keeps every message instead of sending it, applying the same header checks as `Mailer/Smtp`.
  *
  * @since 0.1.0
  * @category layers

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL schema of the package, as `@effect/sql` migrations shipped inside it. `TenantRepository.layerPg`
+ * The PostgreSQL schema of the package, as `@effect/sql` migrations shipped inside it. `TenantRepository/Pg`
  * runs them on start; `run` runs them alone (for a deploy step or the CLI). They are tracked in their own table,
  * `tenant_infra_migrations`, so they never mix with the host application's migrations.
  *

@@ -69,7 +69,7 @@ export interface Service {
 }
 
 /**
- * The outbox of the store behind `TenantRepository`; `TenantRepository.layerMemory` and `layerPg` provide both.
+ * The outbox of the store behind `TenantRepository`; `TenantRepository.layerMemory` and `TenantRepository/Pg` provide both; `TenantOutbox/Pg` provides it alone.
  *
  * @since 0.1.0
  * @category services

@@ -1,6 +1,6 @@
 /**
- * The port through which tenants are stored and found, and its two layers: `layerMemory` (no dependencies, the
- * embedded default) and `layerPg` (PostgreSQL through `@effect/sql`). Both behave the same: uniqueness of code
+ * The port through which tenants are stored and found, and its memory layer (`layerMemory`: no dependencies, the
+ * embedded default). PostgreSQL (through `@effect/sql`) lives beside it, in `tenant-infra/TenantRepository/Pg`. Both behave the same: uniqueness of code
  * and domain among live tenants, optimistic versions, soft delete, search, sort and paging; one conformance
  * suite runs against both.
  *
@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { Effect, Layer, Option } from "effect"
- * import { Postgres, TenantLifecycle, TenantRepository } from "tenant-infra"
+ * import { TenantInfra, TenantLifecycle, TenantRepository } from "tenant-infra"
  *
  * const program = Effect.gen(function*() {
  *   const repository = yield* TenantRepository.TenantRepository
@@ -26,8 +26,9 @@
  *
  * // In memory:
  * Effect.runPromise(Effect.provide(program, TenantRepository.layerMemory))
- * // On PostgreSQL (DATABASE_URL), migrations first:
- * const live = TenantRepository.layerPg.pipe(Layer.provide(Postgres.layer))
+ * // On PostgreSQL (DATABASE_URL), migrations first, with
+ * // import * as TenantRepositoryPg from "tenant-infra/TenantRepository/Pg":
+ * const live = TenantRepositoryPg.layer().pipe(Layer.provide(TenantInfra.layerPostgres))
  * ```
  *
  * @since 0.1.0
@@ -112,8 +113,9 @@ export const operationDuration = Observed.operationDuration
 export const operationFailures = Observed.operationFailures
 
 /**
- * An empty in-memory repository and its outbox, for development, tests and the demo. Each build of the layer
- * starts empty.
+ * An empty in-memory repository with its outbox and delivery ledger, for development, tests and the demo. The
+ * three share one store (a write adds its events to the outbox in the same step; the ledger expands that outbox),
+ * which is why they come in one layer. Each build of the layer starts empty.
  *
  * @since 0.1.0
  * @category layers

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { spawn } from "node:child_process"
@@ -312,6 +313,47 @@ describe("tenant-infra (the command line)", () => {
       assert.deepInclude(yield* ledger.stats, { pending: 1, dead: 0 })
     }))
 
+  it.scopedLive("pending lists a message the server keeps deferring: attempts, next try and last error", () =>
+    Effect.gen(function*() {
+      const { url } = yield* freshDatabase
+      const { env, smtp } = yield* relayServers
+      smtp.setFallback("451")
+      const relay = yield* startRelay({ ...env, DATABASE_URL: url, RELAY_BASE_DELAY: "1 hour" })
+      const context = yield* repositoryAt(url)
+      const ledger = Context.get(context, DeliveryLedger)
+      const { event, tenant } = yield* newTenant()
+      yield* Context.get(context, TenantRepository.TenantRepository).insert(tenant, event)
+      const key = `${event.eventId}:email:${tenant.contact.email}`
+      yield* eventually(
+        () => `the failed attempt:\n${relay.stderr()}`,
+        Effect.map(ledger.find(key), (found) => Option.isSome(found) && found.value.failures === 1)
+      )
+      yield* relay.kill("SIGTERM")
+      assert.strictEqual((yield* relay.ended).code, 0)
+
+      const before = Date.now()
+      const listed = yield* cli(["pending"], { DATABASE_URL: url })
+      assert.strictEqual(listed.code, 0, listed.stderr)
+      const [line, count, ...rest] = listed.stdout.split("\n")
+      const [listedKey, channel, recipient, attempts, next, error] = (line ?? "").split("\t")
+      assert.deepStrictEqual([listedKey, channel, recipient, attempts], [key, "email", tenant.contact.email, "1"])
+      // The backoff of RELAY_BASE_DELAY (an hour, jittered): well in the future.
+      assert.isAbove(new Date(next ?? "").getTime(), before + 20 * 60_000, next)
+      assert.match(error ?? "", /^Transient: .*451/)
+      assert.strictEqual(count, "1 pending message.")
+      assert.deepStrictEqual(rest, [""])
+    }))
+
+  it.scopedLive("demo runs in memory whatever the environment says, and every message is delivered", () =>
+    Effect.gen(function*() {
+      // A DATABASE_URL it must not touch: were it read, the demo would fail on it (exit 3).
+      const ended = yield* cli(["demo"], { DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing", SMTP_URL: "x" })
+      assert.strictEqual(ended.code, 0, ended.stdout + ended.stderr)
+      const delivered = ended.stdout.split("\n").filter((line) => line.includes("-> delivered after 1 attempt(s)"))
+      assert.strictEqual(delivered.length, 10, ended.stdout)
+      assert.include(ended.stdout, `"pending":0,"inFlight":0,"dead":0,"delivered":10`)
+    }))
+
   it.scopedLive("replay without --key or --all, and prune without a duration, are refused before touching the database (exit 2)", () =>
     Effect.gen(function*() {
       const [neither, both] = yield* Effect.all([
@@ -341,7 +383,7 @@ describe("tenant-infra (the command line)", () => {
       assert.strictEqual(version.code, 0)
       assert.strictEqual(version.stdout.trim(), "0.1.0")
       assert.strictEqual(help.code, 0)
-      for (const command of ["migrate", "relay", "dead-letters", "replay", "stats", "health"]) {
+      for (const command of ["migrate", "relay", "pending", "dead-letters", "replay", "stats", "health", "demo"]) {
         assert.include(help.stdout, `- ${command}`)
       }
       // Written to a pipe: plain text, no ANSI styles.

@@ -5,11 +5,11 @@
  * @example
  * ```ts
  * import { Layer } from "effect"
- * import * as Postgres from "tenant-infra/Postgres"
+ * import { TenantInfra } from "tenant-infra"
  * import * as TenantRepositoryPg from "tenant-infra/TenantRepository/Pg"
  *
  * // The client from DATABASE_URL and the other DATABASE_* variables (see TenantInfra):
- * const live = TenantRepositoryPg.layer().pipe(Layer.provide(Postgres.layerFromEnv))
+ * const live = TenantRepositoryPg.layer().pipe(Layer.provide(TenantInfra.layerPostgres))
  * ```
  *
  * @since 0.2.0
@@ -48,7 +48,7 @@ export interface Options {
  * The PostgreSQL repository with its outbox and delivery ledger. Runs the package's migrations first (tables
  * `tenants`, `tenant_outbox` and the ledger's, tracked in `tenant_infra_migrations`), then serves from the
  * `SqlClient` it is given, whatever name transforms that client has. Provide `Postgres.layer` (or
- * `Postgres.layerFromEnv`) for a client.
+ * `TenantInfra.layerPostgres`, from `DATABASE_URL`) for a client.
  *
  * Under network faults every operation ends within `timeout` (default 10 seconds) with a value or a typed error,
  * never a defect. A write whose COMMIT answer was lost is resolved by asking the database for its transaction's

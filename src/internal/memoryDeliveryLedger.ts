@@ -54,6 +54,10 @@ const toDelivery = (message: Message): DeliveryLedger.Delivery => ({
   failures: message.failures,
   providerId: Option.fromNullable(message.providerId),
   lastError: Option.fromNullable(message.lastError),
+  // A message no attempt has failed yet is due from the moment it was recorded.
+  nextAttemptAt: message.status === "pending"
+    ? Option.some(new Date(Math.max(message.nextAttemptAt, message.recordedAt)))
+    : Option.none(),
   attempts: message.log.map((attempt) => ({
     attempt: attempt.attempt,
     relay: attempt.relay,

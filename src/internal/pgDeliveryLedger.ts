@@ -54,6 +54,7 @@ interface DeliveryRow {
   readonly ambiguous_attempts: number
   readonly provider_id: string | null
   readonly last_error: string | null
+  readonly next_attempt_at: Date
 }
 
 interface AttemptRow {
@@ -460,6 +461,7 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
               failures: row.failures,
               providerId: Option.fromNullable(row.provider_id),
               lastError: Option.fromNullable(row.last_error),
+              nextAttemptAt: row.status === "pending" ? Option.some(row.next_attempt_at) : Option.none(),
               attempts: attempts.filter((attempt) => attempt.delivery_id === row.id).map((attempt) => ({
                 attempt: attempt.attempt,
                 relay: attempt.relay,
@@ -474,7 +476,7 @@ export const makePgLedger = (sql: SqlClient.SqlClient) =>
 
     const deliveryColumns = sql.literal(
       "id, message_key, event_id, tenant_id, tenant_version, channel, recipient, status, failures, " +
-        "ambiguous_attempts, provider_id, last_error"
+        "ambiguous_attempts, provider_id, last_error, next_attempt_at"
     )
 
     const list: DeliveryLedger.Service["list"] = (options) =>

@@ -12,28 +12,17 @@ import * as Migrations from "../Migrations.js"
 import { reconstitute } from "../Tenant.js"
 import type { Tenant } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
-import type * as TenantOutbox from "../TenantOutbox.js"
-import { OutboxEntry } from "../TenantOutbox.js"
 import type { SortField } from "../TenantQuery.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
+import { driverErrorOf, makePgOutbox, storeFailure } from "./pgOutbox.js"
 import { PgWatchdog } from "./pgSocket.js"
 import * as Rules from "./repositoryRules.js"
 import { rowToProps, type TenantRow, toColumns } from "./tenantFields.js"
 
 export { rowToProps, type TenantRow }
-
-interface OutboxRow {
-  readonly position: string
-  readonly event_id: string
-  readonly tenant_id: string
-  readonly tenant_version: number
-  readonly payload: unknown
-  readonly occurred_at: Date
-  readonly recorded_at: Date
-}
 
 // name_key is no field of the tenant: an index of its name for sorting, kept beside the columns of its fields.
 const toRow = (tenant: Tenant) => ({ ...toColumns(tenant), name_key: Rules.nameKey(tenant.name) })
@@ -54,18 +43,6 @@ const uniqueFields: Record<string, "id" | "code" | "domain"> = {
   tenants_pkey: "id",
   tenants_code_live_key: "code",
   tenants_domain_live_key: "domain"
-}
-
-const driverErrorOf = (error: SqlError): { readonly code?: unknown; readonly constraint?: unknown } =>
-  typeof error.cause === "object" && error.cause !== null ? error.cause : {}
-
-const storeFailure = (operation: string) => (error: SqlError): RepositoryError => {
-  const { code } = driverErrorOf(error)
-  return new RepositoryError({
-    operation,
-    detail: typeof code === "string" ? `${error.message} (SQLSTATE ${code})` : error.message,
-    cause: error
-  })
 }
 
 /**
@@ -124,7 +101,6 @@ interface WriteTransaction {
 const resolveSchedule = Schedule.spaced(Duration.millis(100))
 
 const encodeEvent = Schema.encode(TenantEvent)
-const decodeEvent = Schema.decodeUnknown(TenantEvent)
 
 /**
  * @since 0.2.0
@@ -457,42 +433,7 @@ export const makePgStore = (options: PgStoreOptions) =>
       )
     }
 
-    const outbox: TenantOutbox.Service = {
-      list: (options) =>
-        deadlines.outboxList(Effect.flatMap(Rules.decodeOutboxOptions(options ?? {}), (query) => {
-          const where = sql.and([
-            ...(query.tenantId === undefined ? [] : [sql`tenant_id = ${query.tenantId}`]),
-            ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
-          ])
-          return sql<OutboxRow>`
-          SELECT position, event_id, tenant_id, tenant_version, payload, occurred_at, recorded_at
-          FROM tenant_outbox WHERE ${where} ORDER BY position LIMIT ${query.limit}`.pipe(
-            Effect.mapError(storeFailure("outbox.list")),
-            Effect.flatMap((rows) =>
-              Effect.forEach(rows, (row) =>
-                Effect.map(decodeEvent(row.payload), (event) =>
-                  new OutboxEntry({
-                    position: Number(row.position),
-                    eventId: row.event_id,
-                    tenantId: event.tenantId,
-                    tenantVersion: row.tenant_version,
-                    eventType: event._tag,
-                    occurredAt: row.occurred_at,
-                    recordedAt: row.recorded_at,
-                    event
-                  })))
-            ),
-            Effect.catchTag("ParseError", (error) =>
-              Effect.fail(
-                new RepositoryError({
-                  operation: "outbox.list",
-                  detail: "a stored outbox entry does not decode",
-                  cause: error
-                })
-              ))
-          )
-        }))
-    }
+    const outbox = makePgOutbox(sql, deadlines.outboxList)
 
     /**
      * Changes in commit order, by the transaction that wrote them. A transaction below the snapshot's `xmin` has
