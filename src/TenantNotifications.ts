@@ -35,6 +35,7 @@ import type { Channel, SendError } from "./SendError.js"
 import * as SendRetry from "./SendRetry.js"
 import type { SmsMessage } from "./SmsGateway.js"
 import { SmsGateway } from "./SmsGateway.js"
+import type { Locale } from "./Tenant.js"
 import type { TenantEvent } from "./TenantEvent.js"
 
 /**
@@ -144,7 +145,37 @@ export interface RenderOptions {
    * so. Texts only; which messages go out and their keys never depend on it.
    */
   readonly showActor?: boolean | undefined
+  /**
+   * The application's own templates, tried first: a function that answers `undefined` leaves that message to
+   * the package's template. Escape what goes into HTML with `NotificationTemplates.html` (a tagged template that
+   * escapes every value). Which messages go out and their keys never depend on them.
+   */
+  readonly templates?: CustomTemplates | undefined
 }
+
+/**
+ * Templates an application renders itself, by channel; each gets the template's name, the event's data (with the
+ * actor only under `showActor`) and the recipient's locale.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CustomTemplates {
+  readonly email?:
+    | ((template: Template, data: TemplateData, locale: Locale) => NotificationTemplates.RenderedEmail | undefined)
+    | undefined
+  readonly sms?:
+    | ((template: NotificationTemplates.SmsTemplate, data: TemplateData, locale: Locale) => string | undefined)
+    | undefined
+}
+
+/**
+ * What a template knows of an event.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TemplateData = NotificationTemplates.TemplateData
 
 const dataOf = (event: TenantEvent, options: RenderOptions): NotificationTemplates.TemplateData => ({
   tenantName: event.tenant.name,
@@ -168,11 +199,13 @@ export const notificationOf = (event: TenantEvent, envelope: Envelope, options: 
   const data = dataOf(event, options)
   switch (envelope.channel) {
     case "email": {
-      const rendered = NotificationTemplates.render("email", envelope.template, data, locale)
+      const rendered = options.templates?.email?.(envelope.template, data, locale) ??
+        NotificationTemplates.render("email", envelope.template, data, locale)
       return { channel: "email", template: envelope.template, event, message: { key, to, ...rendered } }
     }
     case "sms": {
-      const text = NotificationTemplates.render("sms", envelope.template, data, locale)
+      const text = options.templates?.sms?.(envelope.template, data, locale) ??
+        NotificationTemplates.render("sms", envelope.template, data, locale)
       return { channel: "sms", template: envelope.template, event, message: { key, to, text } }
     }
   }
@@ -303,7 +336,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Maile
     const mailer = yield* Mailer
     const gateway = yield* SmsGateway
     const policy = options.retry ?? SendRetry.defaults
-    const rendering: RenderOptions = { showActor: options.showActor }
+    const rendering: RenderOptions = { showActor: options.showActor, templates: options.templates }
 
     const deliver = (notification: Notification): Effect.Effect<Sent, SendError> => {
       const send: Effect.Effect<Sent, SendError> = notification.channel === "email"

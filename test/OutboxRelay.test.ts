@@ -252,14 +252,14 @@ for (const backend of storeBackends) {
               SmsGateway.of({ send: (message) => Effect.succeed({ id: `sms:${message.key}` }) })
             )
           )
-          const deliveredWith = (showActor: boolean) =>
+          const deliveredWith = (options: TenantNotifications.Options) =>
             Effect.gen(function*() {
               texts.length = 0
               yield* storedLife({}, [TenantLifecycle.suspend])
               yield* Effect.scoped(Effect.zipRight(
                 Layer.build(
                   OutboxRelay.layer(fast).pipe(
-                    Layer.provide(TenantNotifications.layer({ showActor })),
+                    Layer.provide(TenantNotifications.layer(options)),
                     Layer.provide(senders)
                   )
                 ),
@@ -268,12 +268,23 @@ for (const backend of storeBackends) {
               return [...texts]
             })
           // storedLife's changes are made by the actor "ops".
-          const hidden = yield* deliveredWith(false)
+          const hidden = yield* deliveredWith({ showActor: false })
           assert.lengthOf(hidden, 2)
           assert.isTrue(hidden.every((text) => !text.includes("ops")), hidden.join("\n---\n"))
-          const shown = yield* deliveredWith(true)
+          const shown = yield* deliveredWith({ showActor: true })
           assert.lengthOf(shown, 2)
           assert.isTrue(shown.some((text) => text.includes("ops")), shown.join("\n---\n"))
+          // The application's own template for one message; the package's for the other.
+          const custom = yield* deliveredWith({
+            templates: {
+              email: (template, data) =>
+                template === "suspended"
+                  ? { subject: "Paused", text: `custom: ${data.tenantName} paused`, html: "<p>paused</p>" }
+                  : undefined
+            }
+          })
+          assert.lengthOf(custom, 2)
+          assert.strictEqual(custom.filter((text) => text.startsWith("custom: ")).length, 1, custom.join("\n---\n"))
         })))
 
       describe("failures", () => {
