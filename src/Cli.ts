@@ -194,7 +194,7 @@ const problemsOf = (error: unknown): ReadonlyArray<string> =>
  * `@effect/cli` has already printed with the usage.
  *
  * @since 0.1.0
- * @category reporting
+ * @category utils
  */
 export const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -509,7 +509,7 @@ const health = Command.make("health", { timeout }, ({ timeout }) =>
  * subcommand it prints the help.
  *
  * @since 0.1.0
- * @category commands
+ * @category constructors
  */
 export const command = Command.make("tenant-infra").pipe(
   Command.withDescription("Operates the tenant-infra database and outbox relay, and checks their dependencies."),
@@ -545,7 +545,7 @@ const StderrLogger = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ 
  * ```
  *
  * @since 0.1.0
- * @category commands
+ * @category constructors
  */
 export const run = (argv: ReadonlyArray<string>): Effect.Effect<void, CliError, CliApp.CliApp.Environment> =>
   Effect.flatMap(version, (version) => Command.run(command, { name: "tenant-infra", version })(argv)).pipe(

@@ -116,7 +116,7 @@ export interface Options {
  * `select 1` through the `SqlClient`.
  *
  * @since 0.1.0
- * @category probes
+ * @category constructors
  */
 export const pingPostgresql: Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient> = Effect.flatMap(
   SqlClient.SqlClient,
@@ -127,7 +127,7 @@ export const pingPostgresql: Effect.Effect<void, SqlError.SqlError, SqlClient.Sq
  * The cache store's `ping` (Redis: `PING`); a store without one (in memory) is always there.
  *
  * @since 0.1.0
- * @category probes
+ * @category constructors
  */
 export const pingRedis: Effect.Effect<void, CacheError, CacheStore> = Effect.flatMap(
   CacheStore,
@@ -138,7 +138,7 @@ export const pingRedis: Effect.Effect<void, CacheError, CacheStore> = Effect.fla
  * The mailer's `ping` (SMTP: the server's greeting, then QUIT); a mailer without one is always there.
  *
  * @since 0.1.0
- * @category probes
+ * @category constructors
  */
 export const pingSmtp: Effect.Effect<void, SendError, Mailer> = Effect.flatMap(
   Mailer,
@@ -149,7 +149,7 @@ export const pingSmtp: Effect.Effect<void, SendError, Mailer> = Effect.flatMap(
  * The SMS gateway's `ping` (HTTP: any answer to `HEAD`); a gateway without one is always there.
  *
  * @since 0.1.0
- * @category probes
+ * @category constructors
  */
 export const pingSms: Effect.Effect<void, SendError, SmsGateway> = Effect.flatMap(
   SmsGateway,

@@ -71,7 +71,7 @@ const visible = (text: string): string =>
  * A short description of a value for an error message: text quoted and cut, other values by their kind and size.
  *
  * @since 0.1.0
- * @category formatting
+ * @category utils
  */
 export const preview = (value: unknown): string => {
   switch (typeof value) {

@@ -76,7 +76,7 @@ export {
    * whose recipient or sender address holds an encoded word.
    *
    * @since 0.1.0
-   * @category validation
+   * @category guards
    */
   checkHeaders,
   /**

@@ -223,7 +223,7 @@ const renderers: {
  * ```
  *
  * @since 0.1.0
- * @category templates
+ * @category utils
  */
 export const render = <C extends Channel>(
   channel: C,

@@ -186,7 +186,7 @@ export {
    * honoured however long: the ledger keeps the message meanwhile, not memory).
    *
    * @since 0.1.0
-   * @category retry
+   * @category combinators
    */
   backoff,
   /**
@@ -196,7 +196,7 @@ export {
    * before messages are dead-lettered. Each attempt still has 30 s.
    *
    * @since 0.1.0
-   * @category retry
+   * @category combinators
    */
   defaultRetry,
   /**
@@ -204,7 +204,7 @@ export {
    * (`Permanent`, `Misconfigured`, an ambiguous e-mail under the `dead-letter` policy) or the attempts are spent.
    *
    * @since 0.1.0
-   * @category retry
+   * @category combinators
    */
   outcomeOfFailure
 } from "./internal/relayPolicy.js"

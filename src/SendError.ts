@@ -129,7 +129,7 @@ export const SendError = Schema.Union(Transient, RateLimited, Permanent, Misconf
  * it twice).
  *
  * @since 0.1.0
- * @category predicates
+ * @category guards
  */
 export const isRetryable = (error: SendError): boolean => {
   switch (error._tag) {

@@ -46,7 +46,7 @@ export interface Backoff {
  * relay asks it for the wait before a message's next attempt from the failures the ledger has counted.
  *
  * @since 0.1.0
- * @category schedules
+ * @category constructors
  */
 export const delayOf = (curve: Backoff, retry: number): Effect.Effect<Duration.Duration> => {
   const base = Duration.toMillis(curve.baseDelay) * 2 ** Math.max(retry - 1, 0)
@@ -59,7 +59,7 @@ export const delayOf = (curve: Backoff, retry: number): Effect.Effect<Duration.D
  * output is the recurrence's number from 0.
  *
  * @since 0.1.0
- * @category schedules
+ * @category constructors
  */
 export const backoff = (curve: Backoff): Schedule.Schedule<number> =>
   Schedule.modifyDelayEffect(Schedule.forever, (recurrence) => delayOf(curve, recurrence + 1))
@@ -100,7 +100,7 @@ export const defaults: Options = {
  * wait longer than `maxRetryAfter`, and after `maxAttempts` attempts.
  *
  * @since 0.1.0
- * @category schedules
+ * @category constructors
  */
 export const schedule = (options: Options = defaults): Schedule.Schedule<unknown, SendError> => {
   const maxRetryAfter = Duration.decode(options.maxRetryAfter ?? Duration.minutes(1))

@@ -63,7 +63,7 @@ export {
    * Refuses a number that is not E.164 before any gateway sees it: no retry can make it valid.
    *
    * @since 0.1.0
-   * @category validation
+   * @category guards
    */
   checkNumber,
   /**

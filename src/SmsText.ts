@@ -87,7 +87,7 @@ const normalizeSegments = (maxSegments: number): number => Math.max(1, Math.floo
  * ```
  *
  * @since 0.1.0
- * @category accounting
+ * @category utils
  */
 export const encodingOf = (text: string): Encoding => {
   for (const char of text) {
@@ -101,7 +101,7 @@ export const encodingOf = (text: string): Encoding => {
  * for UCS-2 (a character beyond the Basic Multilingual Plane, such as most emoji, counts 2).
  *
  * @since 0.1.0
- * @category accounting
+ * @category utils
  */
 export const lengthOf = (text: string): number => {
   const encoding = encodingOf(text)
@@ -118,7 +118,7 @@ export const lengthOf = (text: string): number => {
  * An empty text still takes one segment.
  *
  * @since 0.1.0
- * @category accounting
+ * @category utils
  */
 export const segmentsOf = (text: string): number => {
   const encoding = encodingOf(text)
@@ -143,7 +143,7 @@ export const segmentsOf = (text: string): number => {
  * message is rendered.
  *
  * @since 0.1.0
- * @category accounting
+ * @category utils
  */
 export const measure = (text: string): Measurement => ({
   encoding: encodingOf(text),
@@ -155,7 +155,7 @@ export const measure = (text: string): Measurement => ({
  * Whether a text fits in `maxSegments` segments (default 1; values below 1 count as 1).
  *
  * @since 0.1.0
- * @category accounting
+ * @category utils
  */
 export const fits = (text: string, maxSegments = 1): boolean => segmentsOf(text) <= normalizeSegments(maxSegments)
 
@@ -241,7 +241,7 @@ const cut = (graphemes: ReadonlyArray<string>, fitsAt: (count: number) => boolea
  * ```
  *
  * @since 0.1.0
- * @category shortening
+ * @category utils
  */
 export const shorten = (text: string, maxSegments = 1): string => {
   if (fits(text, maxSegments)) return text
@@ -274,7 +274,7 @@ export const shorten = (text: string, maxSegments = 1): string => {
  * ```
  *
  * @since 0.1.0
- * @category shortening
+ * @category utils
  */
 export const fitTemplate = (render: (value: string) => string, value: string, maxSegments = 1): string => {
   const full = render(value)

@@ -43,7 +43,7 @@ const NAMESPACE = "tenant:v1:"
  * The key of the live tenant with this id. Ids are stored in lower case and taken as they are.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const idKey = (id: string, prefix = ""): string => `${prefix}${NAMESPACE}id:${id}`
 
@@ -52,7 +52,7 @@ export const idKey = (id: string, prefix = ""): string => `${prefix}${NAMESPACE}
  * tenant.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const codeKey = (code: string, prefix = ""): string => `${prefix}${NAMESPACE}code:${normalizeCode(code)}`
 
@@ -60,7 +60,7 @@ export const codeKey = (code: string, prefix = ""): string => `${prefix}${NAMESP
  * The key of the live tenant with this domain; `"Acme.Example.com."` and `"acme.example.com"` share one key.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const domainKey = (domain: string, prefix = ""): string =>
   `${prefix}${NAMESPACE}domain:${normalizeHostname(domain)}`
@@ -69,7 +69,7 @@ export const domainKey = (domain: string, prefix = ""): string =>
  * Every key under which a tenant can be cached: its id, its code and, when it has one, its domain.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const keysOf = (tenant: Tenant, prefix = ""): ReadonlyArray<string> =>
   tenant.domain === undefined
@@ -82,7 +82,7 @@ export const keysOf = (tenant: Tenant, prefix = ""): ReadonlyArray<string> =>
  * cached: a cache that remembered every mistyped or hostile input would spend its room on them.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const lookupKey = (lookup: Lookup, input: unknown, prefix = ""): Option.Option<string> => {
   switch (lookup) {
@@ -106,7 +106,7 @@ export const lookupKey = (lookup: Lookup, input: unknown, prefix = ""): Option.O
  * `CachedTenantRepository`). Each key comes with the lookup it serves.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export interface WriteKeys {
   readonly lookups: ReadonlyArray<readonly [Lookup, string]>
@@ -123,7 +123,7 @@ const writeKeys = (lookups: ReadonlyMap<string, Lookup>, ids: ReadonlyMap<string
  * and those of the code and domain that an update replaced, each once.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const keysOfWrite = (tenant: Tenant, events: ReadonlyArray<TenantEvent>, prefix = ""): WriteKeys => {
   const lookups = new Map<string, Lookup>()
@@ -146,7 +146,7 @@ export const keysOfWrite = (tenant: Tenant, events: ReadonlyArray<TenantEvent>, 
  * tenant's id, code and domain after the write, and the code and domain it replaced.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export interface KeyChange {
   readonly tenantId: string
@@ -161,7 +161,7 @@ export interface KeyChange {
  * invalidates.
  *
  * @since 0.1.0
- * @category keys
+ * @category utils
  */
 export const keysOfChanges = (changes: Iterable<KeyChange>, prefix = ""): WriteKeys => {
   const lookups = new Map<string, Lookup>()
@@ -183,7 +183,7 @@ export const keysOfChanges = (changes: Iterable<KeyChange>, prefix = ""): WriteK
  * starts with `{`; this does not.
  *
  * @since 0.1.0
- * @category codec
+ * @category utils
  */
 export const ABSENT = "!absent"
 
@@ -196,7 +196,7 @@ const decodeTenant = Schema.decodeEither(TenantJson)
  * breaks its own schema, which is then not cached.
  *
  * @since 0.1.0
- * @category codec
+ * @category utils
  */
 export const encode = (found: Option.Option<Tenant>): Either.Either<string, ParseResult.ParseError> =>
   Option.isNone(found) ? Either.right(ABSENT) : encodeTenant(found.value)
@@ -207,7 +207,7 @@ export const encode = (found: Option.Option<Tenant>): Either.Either<string, Pars
  * and replaces it.
  *
  * @since 0.1.0
- * @category codec
+ * @category utils
  */
 export const decode = (value: string): Either.Either<Option.Option<Tenant>, ParseResult.ParseError> => {
   if (value === ABSENT) return Either.right(Option.none())
@@ -256,7 +256,7 @@ const quickDecode = (value: string): Tenant | undefined => {
  * with the one remembered, and the copy, take a fraction of it.
  *
  * @since 0.1.0
- * @category codec
+ * @category utils
  */
 export const makeDecoder = (capacity = 1_000) => {
   const limit = Math.max(1, Math.floor(capacity))

@@ -28,7 +28,7 @@ const withReason = {
  * A tenant was created (status `pending`, version 1).
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantCreated
   extends Schema.TaggedClass<TenantCreated>("tenant-infra/TenantCreated")("TenantCreated", eventFields)
@@ -38,7 +38,7 @@ export class TenantCreated
  * A tenant became active.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantActivated
   extends Schema.TaggedClass<TenantActivated>("tenant-infra/TenantActivated")("TenantActivated", withReason)
@@ -48,7 +48,7 @@ export class TenantActivated
  * A tenant was suspended.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantSuspended
   extends Schema.TaggedClass<TenantSuspended>("tenant-infra/TenantSuspended")("TenantSuspended", withReason)
@@ -58,7 +58,7 @@ export class TenantSuspended
  * A tenant was soft-deleted: status `deleted`, `deletedAt` set.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantDeleted
   extends Schema.TaggedClass<TenantDeleted>("tenant-infra/TenantDeleted")("TenantDeleted", withReason)
@@ -68,7 +68,7 @@ export class TenantDeleted
  * A deleted tenant was restored; it is `suspended` until someone activates it.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantRestored
   extends Schema.TaggedClass<TenantRestored>("tenant-infra/TenantRestored")("TenantRestored", withReason)
@@ -94,7 +94,7 @@ export type UpdatedField = typeof UpdatedField.Type
  * them can let go.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export class TenantUpdated extends Schema.TaggedClass<TenantUpdated>("tenant-infra/TenantUpdated")("TenantUpdated", {
   ...withReason,
@@ -108,7 +108,7 @@ export class TenantUpdated extends Schema.TaggedClass<TenantUpdated>("tenant-inf
  * outbox; `Schema.decodeUnknown(TenantEvent)` reads it back.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export const TenantEvent = Schema.Union(
   TenantCreated,
@@ -121,7 +121,7 @@ export const TenantEvent = Schema.Union(
 
 /**
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export type TenantEvent = typeof TenantEvent.Type
 
@@ -129,7 +129,7 @@ export type TenantEvent = typeof TenantEvent.Type
  * The JSON form of an event, as stored in the outbox.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export type TenantEventJson = typeof TenantEvent.Encoded
 
@@ -137,6 +137,6 @@ export type TenantEventJson = typeof TenantEvent.Encoded
  * The `_tag` of each event type.
  *
  * @since 0.1.0
- * @category events
+ * @category models
  */
 export type TenantEventType = TenantEvent["_tag"]

@@ -233,7 +233,7 @@ const sameSettings = (a: TenantSettings, b: TenantSettings): boolean => {
  * input changes nothing, so no event is raised for a no-op. A deleted tenant cannot be changed.
  *
  * @since 0.1.0
- * @category transitions
+ * @category combinators
  */
 export const update = (
   tenant: Tenant,
@@ -317,7 +317,7 @@ const changeStatus = <E>(
  * `pending` or `suspended` to `active`.
  *
  * @since 0.1.0
- * @category transitions
+ * @category combinators
  */
 export const activate = changeStatus("activate", "active", (fields) => new TenantActivated(fields))
 
@@ -325,7 +325,7 @@ export const activate = changeStatus("activate", "active", (fields) => new Tenan
  * `pending` or `active` to `suspended`.
  *
  * @since 0.1.0
- * @category transitions
+ * @category combinators
  */
 export const suspend = changeStatus("suspend", "suspended", (fields) => new TenantSuspended(fields))
 
@@ -333,7 +333,7 @@ export const suspend = changeStatus("suspend", "suspended", (fields) => new Tena
  * Soft delete: any live status to `deleted`, with `deletedAt` set to the stamp's time.
  *
  * @since 0.1.0
- * @category transitions
+ * @category combinators
  */
 export const softDelete = changeStatus("delete", "deleted", (fields) => new TenantDeleted(fields))
 
@@ -341,6 +341,6 @@ export const softDelete = changeStatus("delete", "deleted", (fields) => new Tena
  * `deleted` back to `suspended`, with `deletedAt` cleared; someone must activate it again.
  *
  * @since 0.1.0
- * @category transitions
+ * @category combinators
  */
 export const restore = changeStatus("restore", "suspended", (fields) => new TenantRestored(fields))

@@ -4,6 +4,8 @@
  * pg, ioredis or nodemailer.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { cycles, reachable, readImportGraph } from "./utils/importGraph.js"
 
 const DRIVERS = ["pg", "@effect/sql-pg", "ioredis", "nodemailer"]
@@ -91,6 +93,22 @@ describe("the import graph of src/", () => {
       )
       .map(([module]) => module)
     assert.deepStrictEqual(importers, [])
+  })
+
+  it("the README's architecture diagram names every backend, the port it builds on, and the stack's entry", () => {
+    const readme = fs.readFileSync(path.resolve(import.meta.dirname, "..", "README.md"), "utf8")
+    const diagram = /## Architecture\n\n```mermaid\n([\s\S]*?)```/.exec(readme)?.[1] ?? ""
+    assert.isAbove(diagram.length, 100, "the diagram is there")
+    const backends = [...graph.modules.keys()].filter((module) =>
+      !module.startsWith("internal/") && module.includes("/")
+    )
+    for (const backend of backends) {
+      assert.include(diagram, backend.replace(/\.ts$/, ""), backend)
+      assert.include(diagram, backend.split("/")[0], `${backend}'s port`)
+    }
+    for (const module of ["TenantInfra", "CachedTenantRepository", "TenantNotifications", "OutboxRelay", "Postgres"]) {
+      assert.include(diagram, module)
+    }
   })
 
   it("finds a cycle and a driver when there is one (the checks can fail)", () => {

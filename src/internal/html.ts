@@ -5,13 +5,13 @@
 
 /**
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export const SafeHtmlTypeId: unique symbol = Symbol.for("tenant-infra/NotificationTemplates/SafeHtml")
 
 /**
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export type SafeHtmlTypeId = typeof SafeHtmlTypeId
 
@@ -21,7 +21,7 @@ export type SafeHtmlTypeId = typeof SafeHtmlTypeId
  * time a fragment to keep from a string to escape.
  *
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export interface SafeHtml {
   readonly [SafeHtmlTypeId]: SafeHtmlTypeId
@@ -33,7 +33,7 @@ export interface SafeHtml {
  * fragments (kept as they are).
  *
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export type HtmlValue = string | number | SafeHtml | ReadonlyArray<SafeHtml>
 
@@ -54,7 +54,7 @@ const HTML_ESCAPES: Readonly<Record<string, string>> = {
  * Escapes `& < > " '`, which makes a string safe as HTML text and inside a quoted attribute value.
  *
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export const escapeHtml = (value: string): string => value.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] ?? char)
 
@@ -78,7 +78,7 @@ const fragment = (value: HtmlValue): string =>
  * ```
  *
  * @since 0.1.0
- * @category html
+ * @category utils
  */
 export const html = (strings: TemplateStringsArray, ...values: ReadonlyArray<HtmlValue>): SafeHtml =>
   trusted(

@@ -66,7 +66,7 @@ export const messageIdFor = (key: string, from: string): string => `<${digestOf(
  * what it is, or an address that no server delivers to.
  *
  * @since 0.1.0
- * @category validation
+ * @category guards
  */
 export const checkHeaders = (message: EmailMessage, from: string): Effect.Effect<void, Permanent> => {
   const values: ReadonlyArray<readonly [string, string]> = [
@@ -97,7 +97,7 @@ const E164 = /^\+[1-9]\d{1,14}$/
  * Refuses a number that is not E.164 before any gateway sees it: no retry can make it valid.
  *
  * @since 0.1.0
- * @category validation
+ * @category guards
  */
 export const checkNumber = (message: SmsMessage): Effect.Effect<void, Permanent> =>
   E164.test(message.to) ? Effect.void : Effect.fail(
