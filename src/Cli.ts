@@ -27,13 +27,13 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { createRequire } from "node:module"
 import { DeliveryLedger, MAX_LIST_LIMIT } from "./DeliveryLedger.js"
 import * as InfraHealth from "./InfraHealth.js"
 import * as Demo from "./internal/demo.js"
+import { causeChain } from "./internal/errorText.js"
 import { InvalidInput } from "./InvalidInput.js"
 import * as Migrations from "./Migrations.js"
 import * as OutboxRelay from "./OutboxRelay.js"
@@ -158,35 +158,8 @@ const configProblems = (error: ConfigError.ConfigError): ReadonlyArray<string> =
   }
 }
 
-/**
- * An error's message followed by its causes' (a driver's error is usually the useful part), without stacks. A
- * cause whose message the line already holds is left out: errors often quote their cause ("Connection timed out"
- * twice over otherwise).
- */
-const describe = (error: unknown): string => {
-  const parts: Array<string> = []
-  let current: unknown = error
-  for (let depth = 0; depth < 4 && current !== undefined; depth++) {
-    const message = messageOf(current)
-    if (!parts.some((part) => part.includes(message))) parts.push(message)
-    current = Predicate.isObject(current) && "cause" in current ? current.cause : undefined
-  }
-  return parts.join(": ")
-}
-
-const messageOf = (error: unknown): string => {
-  if (!Predicate.isObject(error)) return String(error)
-  return "message" in error && Predicate.isString(error.message) && error.message !== ""
-    ? error.message
-    : "code" in error && Predicate.isString(error.code)
-    ? error.code
-    : Predicate.hasProperty(error, "_tag") && Predicate.isString(error._tag)
-    ? error._tag
-    : String(error)
-}
-
 const problemsOf = (error: unknown): ReadonlyArray<string> =>
-  ConfigError.isConfigError(error) ? configProblems(error) : [describe(error)]
+  ConfigError.isConfigError(error) ? configProblems(error) : [causeChain(error)]
 
 /**
  * Prints why a run failed on stderr, one line per problem: errors by their message, a bug (a defect) with its

@@ -17,10 +17,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { CacheError } from "./CacheError.js"
 import { CacheStore } from "./CacheStore.js"
+import { causeChain } from "./internal/errorText.js"
 import { Mailer } from "./Mailer.js"
 import type { SendError } from "./SendError.js"
 import { SmsGateway } from "./SmsGateway.js"
@@ -187,29 +187,9 @@ const MAX_ERROR_CHARS = 300
 const scrub = (text: string): string =>
   text.replace(URL_CREDENTIALS, "$1<redacted>@").replace(SECRET_PARAMETERS, "$1=<redacted>")
 
-const messageOf = (error: unknown): string => {
-  if (!Predicate.isObject(error)) return String(error)
-  const message = Reflect.get(error, "message")
-  if (Predicate.isString(message) && message !== "") return message
-  const code = Reflect.get(error, "code")
-  if (Predicate.isString(code)) return code
-  const tag = Reflect.get(error, "_tag")
-  return Predicate.isString(tag) ? tag : String(error)
-}
-
-/**
- * An error's message followed by those of its causes (a driver's error is usually the useful part), without
- * stacks, on one line, cut short and scrubbed of credentials.
- */
+/** An error and its causes on one line (see `causeChain`), cut short and scrubbed of credentials. */
 const describe = (error: unknown): string => {
-  const parts: Array<string> = []
-  let current: unknown = error
-  for (let depth = 0; depth < 4 && current !== undefined; depth++) {
-    const message = messageOf(current)
-    if (!parts.some((part) => part.includes(message))) parts.push(message)
-    current = Predicate.isObject(current) ? Reflect.get(current, "cause") : undefined
-  }
-  const line = scrub(parts.join(": ").replace(/\s+/g, " ").trim())
+  const line = scrub(causeChain(error).replace(/\s+/g, " ").trim())
   return line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 1)}…` : line
 }
 

@@ -1,6 +1,6 @@
 /**
- * The `tenant-infra` command line, run as users run it: `src/bin.ts` in its own Node process (through tsx),
- * against PostgreSQL in a fresh schema and, for the relay, a real SMTP server and SMS gateway.
+ * The `tenant-infra` command line, run as users run it: the package built by the global setup (`dist/bin.js`), in
+ * its own Node process, against PostgreSQL in a fresh schema and, for the relay, a real SMTP server and SMS gateway.
  */
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -21,7 +21,7 @@ import { spawn } from "node:child_process"
 import type { Socket } from "node:net"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
-import { vi } from "vitest"
+import { inject, vi } from "vitest"
 import * as Cli from "../src/Cli.js"
 import { DeliveryLedger } from "../src/DeliveryLedger.js"
 import * as Migrations from "../src/Migrations.js"
@@ -35,7 +35,10 @@ import { newTenant } from "./utils/tenants.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
-// Each test starts Node processes under tsx (0.5 s each on a quiet machine, several seconds on a loaded one).
+// The CLI as users run it: the package built from src/ by the global setup, one Node process per command.
+const builtBin = inject("builtBin")
+
+// Each test starts Node processes (several seconds each on a loaded machine).
 vi.setConfig({ testTimeout: 90_000 })
 
 interface Ended {
@@ -50,7 +53,7 @@ const spawnCli = (args: ReadonlyArray<string>, env: Readonly<Record<string, stri
   Effect.acquireRelease(
     Effect.sync(() => {
       // Only what the test names: a developer's SMTP_URL or RELAY_* settings must not leak into the process.
-      const child = spawn(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], {
+      const child = spawn(process.execPath, [builtBin, ...args], {
         cwd: root,
         env: { PATH: process.env.PATH ?? "", ...env },
         stdio: ["ignore", "pipe", "pipe"]
