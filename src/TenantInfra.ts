@@ -84,6 +84,16 @@ const secretUrl = (name: string, schemes: ReadonlyArray<string>, example: string
       : Either.left(ConfigError.InvalidData([name], `must be a URL such as ${example}`))
   })
 
+/** A variable that must be set when `by` is: the message says so, not only that it is missing. */
+const requiredWith = <A>(by: string, name: string, config: Config.Config<A>): Config.Config<A> =>
+  Config.mapOrFail(
+    Config.option(config),
+    Option.match({
+      onNone: () => Either.left(ConfigError.MissingData([name], `${name} is required when ${by} is set`)),
+      onSome: Either.right
+    })
+  )
+
 /**
  * The settings of a component that is configured only when its variable `name` is set: then every variable of
  * its group is read and checked, required ones included.
@@ -161,7 +171,7 @@ const redisSettings = whenSet("REDIS_URL", redisConfig)
  */
 export const smtpConfig: Config.Config<MailerSmtp.Options> = Config.all({
   url: secretUrl("SMTP_URL", ["smtp:", "smtps:"], "smtp://host:587 or smtps://host:465"),
-  from: Config.nonEmptyString("MAIL_FROM"),
+  from: requiredWith("SMTP_URL", "MAIL_FROM", Config.nonEmptyString("MAIL_FROM")),
   maxConnections: Config.integer("SMTP_MAX_CONNECTIONS").pipe(
     Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
     Config.withDefault(5)
@@ -185,7 +195,7 @@ const smtpSettings = whenSet("SMTP_URL", smtpConfig)
  */
 export const smsConfig: Config.Config<SmsGatewayHttp.Options> = Config.all({
   url: Config.map(secretUrl("SMS_GATEWAY_URL", ["http:", "https:"], "https://sms.example/send"), Redacted.value),
-  apiKey: Config.redacted("SMS_API_KEY"),
+  apiKey: requiredWith("SMS_GATEWAY_URL", "SMS_API_KEY", Config.redacted("SMS_API_KEY")),
   requestTimeout: Config.duration("SMS_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   tracePropagation: Config.boolean("SMS_TRACE_PROPAGATION").pipe(Config.withDefault(false))
 })
@@ -337,18 +347,36 @@ export const settings = (options: Options = {}): Effect.Effect<Settings, ConfigE
  * A backend module, loaded when its variable is set: its driver is an optional dependency, which a memory stack
  * does not need installed. Missing, it is a configuration error naming the variable and the package.
  */
+/**
+ * The ranges of the optional peers a backend may need, as `package.json` states them (a test keeps the two
+ * equal): `npm install <package>` alone would install the Effect 4 line, which does not mix with this one.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const OPTIONAL_PEERS = {
+  "ioredis": "^5.11.1",
+  "nodemailer": "^10.6.1",
+  "@effect/platform-node": "^0.108.2"
+} as const
+
 const load = <A>(
   variable: string,
-  packageName: string,
+  packageName: keyof typeof OPTIONAL_PEERS | "@effect/sql-pg" | "@effect/platform",
   module: () => Promise<A>
 ): Effect.Effect<A, ConfigError.ConfigError> =>
   Effect.tryPromise({
     try: module,
-    catch: () =>
-      ConfigError.InvalidData(
+    catch: (cause) => {
+      const reason = cause instanceof Error ? cause.message.split("\n")[0] : String(cause)
+      const range = packageName in OPTIONAL_PEERS
+        ? `@${OPTIONAL_PEERS[packageName as keyof typeof OPTIONAL_PEERS]}`
+        : ""
+      return ConfigError.InvalidData(
         [variable],
-        `is set, but ${packageName} cannot be loaded: install it (npm install ${packageName})`
+        `is set, but ${packageName} cannot be loaded (${reason}): install it (npm install ${packageName}${range})`
       )
+    }
   })
 
 const storeOf = (redis: RedisSettings.TieredOptions & { readonly tiers: 1 | 2 }) =>

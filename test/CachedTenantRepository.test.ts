@@ -560,8 +560,19 @@ for (const backend of cacheBackends) {
       test("1,000 concurrent misses on one key make one repository load", (probe) =>
         Effect.gen(function*() {
           const repo = yield* repository
+          // Misses share a load only while the cache trusts the store (it has confirmed its freshness): on a
+          // loaded machine the first confirmation can come late, as in a process's first moments. Wait for it, by
+          // a fill of another tenant, which happens only then.
+          const warm = yield* inserted()
+          for (let tries = 0; tries < 100; tries++) {
+            yield* repo.findById(warm.id)
+            if (Option.isSome(yield* valueAt(TenantCache.idKey(warm.id)))) break
+            yield* settle(backend)
+          }
+          assert.isTrue(Option.isSome(yield* valueAt(TenantCache.idKey(warm.id))), "the cache came to trust the store")
           const tenant = yield* inserted()
           const failedReadsBefore = yield* failedReads
+          const loadsBefore = yield* probe.loads("findById")
           const gate = yield* probe.pauseNext("findById")
           const readers = yield* Effect.fork(
             Effect.forEach(Array.range(1, 1000), () => repo.findById(tenant.id), { concurrency: "unbounded" })
@@ -576,7 +587,7 @@ for (const backend of cacheBackends) {
           // is not a miss: it reads the repository by itself, by design. Every miss shares the one load.
           const failed = (yield* failedReads) - failedReadsBefore
           assert.isBelow(failed, 1000)
-          assert.strictEqual(yield* probe.loads("findById"), 1 + failed)
+          assert.strictEqual((yield* probe.loads("findById")) - loadsBefore, 1 + failed)
         }))
 
       test("a caller that is interrupted does not cancel the load for the others", (probe) =>

@@ -5,10 +5,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as TenantInfra from "../src/TenantInfra.js"
 
 const root = path.resolve(import.meta.dirname, "..")
 const manifest = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
   readonly exports: Record<string, unknown>
+  readonly peerDependencies: Record<string, string>
+  readonly peerDependenciesMeta: Record<string, { readonly optional?: boolean }>
   readonly sideEffects: ReadonlyArray<string>
   readonly bin: Record<string, string>
 }
@@ -58,5 +61,12 @@ describe("package.json", () => {
       reexported.map(([, name]) => name).sort(),
       topLevelModules.filter((module) => module !== "Cli" && module !== "Postgres").sort()
     )
+  })
+
+  it("the install hints of TenantInfra name the optional peers' ranges of package.json", () => {
+    for (const [name, range] of Object.entries(TenantInfra.OPTIONAL_PEERS)) {
+      assert.strictEqual(manifest.peerDependencies[name], range, name)
+      assert.isTrue(manifest.peerDependenciesMeta[name]?.optional, name)
+    }
   })
 })
