@@ -20,12 +20,26 @@ process.on("SIGINT", listener)
 // Shows in `ps` and `/proc/<pid>/comm`; it also tells a supervisor (or a test) that the listeners are in place.
 process.title = ["tenant-infra", ...process.argv.slice(2)].join(" ")
 
+// The command's packages are optional peers of the library: name them, with their ranges, when one is missing
+// (`npm install @effect/cli` alone would bring the Effect 4 line). Exit 3: the environment is not set up.
+const CLI_PEERS =
+  "@effect/cli@~0.77.2 @effect/printer@~0.51.0 @effect/printer-ansi@~0.51.0 @effect/platform-node@^0.108.2"
+const missingPeer = (error: unknown): never => {
+  const code = typeof error === "object" && error !== null ? Reflect.get(error, "code") : undefined
+  if (code !== "ERR_MODULE_NOT_FOUND") throw error
+  process.stderr.write(
+    `tenant-infra: the command needs its optional peers: npm install ${CLI_PEERS}\n` +
+      `(${error instanceof Error ? error.message.split("\n")[0] : String(error)})\n`
+  )
+  return process.exit(3)
+}
+
 const [NodeContext, NodeRuntime, Effect, Cli] = await Promise.all([
   import("@effect/platform-node/NodeContext"),
   import("@effect/platform-node/NodeRuntime"),
   import("effect/Effect"),
   import("./Cli.js")
-])
+]).catch(missingPeer)
 
 // `runMain` interrupts the program on the first signal and then removes its own listeners; this one stays, so that
 // a second signal while the relay finishes its sends does not kill the process half-way through its stop.

@@ -261,4 +261,14 @@ describe.skipIf(skipBecause !== undefined)("the packed package, installed with t
     const missing = cliCommands.filter((command) => !ran.stdout.includes(command))
     assert.deepStrictEqual(missing, [], `commands missing from the help\n${describeRan(ran)}`)
   })
+
+  it("without its optional peers, the CLI names them with their ranges and exits 3", async () => {
+    const ran = await run(npx, ["--no", "--", "tenant-infra", "--help"], { cwd: minimal, timeoutMs: 60_000 })
+    assert.strictEqual(ran.code, 3, describeRan(ran))
+    assert.include(
+      ran.stderr,
+      "tenant-infra: the command needs its optional peers: npm install @effect/cli@",
+      describeRan(ran)
+    )
+  })
 })
