@@ -146,11 +146,22 @@ describe("OutboxRelay chaos", () => {
           yield* until(() => smtp.accepted().length >= 150)
           smtp.setFallback("451")
           sms.setFallback("503")
-          // At least 1.5 s, and until the gateway has refused a few requests: SMS are one message in eight, and
-          // with relays being killed a short stretch can pass without one.
+          // At least 1.5 s, and until a relay has recorded a refused SMS attempt: SMS are one message in eight, and
+          // with relays being killed (a refusal taken by a relay killed before it records it ends as an
+          // interrupted attempt) or a loaded machine, a short stretch can pass without one.
           const refusedSms = () => sms.received().filter((request) => request.reply === "503").length
+          const transientSmsRecorded = Effect.map(
+            sql<{ count: number }>`
+              SELECT count(*)::int AS count FROM tenant_delivery_attempts a
+              JOIN tenant_deliveries d ON d.id = a.delivery_id WHERE d.channel = 'sms' AND a.outcome = 'Transient'`,
+            (rows) => (rows[0]?.count ?? 0) > 0
+          )
           const outageEnds = Date.now() + 1500
-          yield* until(() => Date.now() >= outageEnds && refusedSms() >= 2)
+          const outageGivesUp = Date.now() + 30_000
+          while (Date.now() < outageGivesUp) {
+            if (Date.now() >= outageEnds && refusedSms() >= 2 && (yield* transientSmsRecorded)) break
+            yield* pause(50)
+          }
           smtp.setFallback("accept")
           sms.setFallback("200")
           yield* until(() => smtp.accepted().length >= 300)

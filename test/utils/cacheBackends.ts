@@ -23,10 +23,18 @@ export const memoryBackend: CacheBackend = {
   elapse: (duration) => TestClock.adjust(Duration.decode(duration))
 }
 
+// These suites test what the cache does, not outages (CacheOutage.test.ts starts a Redis of its own for those):
+// on a loaded machine the default 200 ms command timeout fails reads, and five in a row open the breaker, which
+// sends reads around the store and changes every count of loads and fills.
+const commandTimeout = "2 seconds"
+
 export const redisBackend: CacheBackend = {
   name: "redis",
   layer: Layer.unwrapScoped(
-    Effect.map(freshPrefix, (prefix) => CacheStoreRedis.layer({ url: Redacted.make(REDIS_URL), prefix }))
+    Effect.map(
+      freshPrefix,
+      (prefix) => CacheStoreRedis.layer({ url: Redacted.make(REDIS_URL), prefix, commandTimeout })
+    )
   ),
   // Redis keeps its own time: a TTL is tested by letting real time pass, outside any TestClock.
   elapse: (duration) =>
@@ -36,7 +44,10 @@ export const redisBackend: CacheBackend = {
 export const tieredBackend: CacheBackend = {
   name: "memory+redis",
   layer: Layer.unwrapScoped(
-    Effect.map(freshPrefix, (prefix) => CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix }))
+    Effect.map(
+      freshPrefix,
+      (prefix) => CacheStoreTiered.layer({ url: Redacted.make(REDIS_URL), prefix, commandTimeout })
+    )
   ),
   // Redis keeps real time, the memory tier the fiber's Clock (a TestClock in `it.effect`): both must move.
   elapse: (duration) => Effect.zipRight(redisBackend.elapse(duration), TestClock.adjust(Duration.decode(duration)))
