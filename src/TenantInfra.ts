@@ -84,6 +84,15 @@ const secretUrl = (name: string, schemes: ReadonlyArray<string>, example: string
       : Either.left(ConfigError.InvalidData([name], `must be a URL such as ${example}`))
   })
 
+/**
+ * A variable that may be left unset: then `undefined`, and the backend applies its own default, which the tables
+ * below repeat for the reader (one constant, in the backend).
+ */
+const unlessUnset = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+const atLeastOne = Config.validate({ message: "must be at least 1", validation: (n: number) => n >= 1 })
+
 /** A variable that must be set when `by` is: the message says so, not only that it is missing. */
 const requiredWith = <A>(by: string, name: string, config: Config.Config<A>): Config.Config<A> =>
   Config.mapOrFail(
@@ -123,12 +132,9 @@ const whenSet = <A>(name: string, config: Config.Config<A>): Effect.Effect<Optio
  */
 export const postgresConfig: Config.Config<Postgres.Options> = Config.all({
   url: secretUrl("DATABASE_URL", ["postgres:", "postgresql:"], "postgres://user:password@host:5432/database"),
-  maxConnections: Config.integer("DATABASE_POOL_MAX").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(10)
-  ),
-  connectTimeout: Config.duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5))),
-  queryTimeout: Config.duration("DATABASE_QUERY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5)))
+  maxConnections: unlessUnset(Config.integer("DATABASE_POOL_MAX").pipe(atLeastOne)),
+  connectTimeout: unlessUnset(Config.duration("DATABASE_CONNECT_TIMEOUT")),
+  queryTimeout: unlessUnset(Config.duration("DATABASE_QUERY_TIMEOUT"))
 })
 
 const postgresSettings = whenSet("DATABASE_URL", postgresConfig)
@@ -149,10 +155,10 @@ const postgresSettings = whenSet("DATABASE_URL", postgresConfig)
  */
 export const redisConfig: Config.Config<RedisSettings.TieredOptions & { readonly tiers: 1 | 2 }> = Config.all({
   url: secretUrl("REDIS_URL", ["redis:", "rediss:"], "redis://host:6379/0 or rediss://host:6380"),
-  prefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("tenant-infra:")),
-  commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.millis(200))),
+  prefix: unlessUnset(Config.string("REDIS_KEY_PREFIX")),
+  commandTimeout: unlessUnset(Config.duration("REDIS_COMMAND_TIMEOUT")),
   tiers: Config.literal(1, 2)("CACHE_TIERS").pipe(Config.withDefault(1 as const)),
-  localTtl: Config.duration("CACHE_LOCAL_TTL").pipe(Config.withDefault(Duration.seconds(10)))
+  localTtl: unlessUnset(Config.duration("CACHE_LOCAL_TTL"))
 })
 
 const redisSettings = whenSet("REDIS_URL", redisConfig)
@@ -172,10 +178,7 @@ const redisSettings = whenSet("REDIS_URL", redisConfig)
 export const smtpConfig: Config.Config<MailerSmtp.Options> = Config.all({
   url: secretUrl("SMTP_URL", ["smtp:", "smtps:"], "smtp://host:587 or smtps://host:465"),
   from: requiredWith("SMTP_URL", "MAIL_FROM", Config.nonEmptyString("MAIL_FROM")),
-  maxConnections: Config.integer("SMTP_MAX_CONNECTIONS").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(5)
-  )
+  maxConnections: unlessUnset(Config.integer("SMTP_MAX_CONNECTIONS").pipe(atLeastOne))
 })
 
 const smtpSettings = whenSet("SMTP_URL", smtpConfig)
@@ -196,8 +199,8 @@ const smtpSettings = whenSet("SMTP_URL", smtpConfig)
 export const smsConfig: Config.Config<SmsGatewayHttp.Options> = Config.all({
   url: Config.map(secretUrl("SMS_GATEWAY_URL", ["http:", "https:"], "https://sms.example/send"), Redacted.value),
   apiKey: requiredWith("SMS_GATEWAY_URL", "SMS_API_KEY", Config.redacted("SMS_API_KEY")),
-  requestTimeout: Config.duration("SMS_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-  tracePropagation: Config.boolean("SMS_TRACE_PROPAGATION").pipe(Config.withDefault(false))
+  requestTimeout: unlessUnset(Config.duration("SMS_REQUEST_TIMEOUT")),
+  tracePropagation: unlessUnset(Config.boolean("SMS_TRACE_PROPAGATION"))
 })
 
 const smsSettings = whenSet("SMS_GATEWAY_URL", smsConfig)
@@ -223,31 +226,24 @@ const smsSettings = whenSet("SMS_GATEWAY_URL", smsConfig)
  * @category config
  */
 export const relayConfig: Config.Config<OutboxRelay.Options> = Config.all({
-  relayId: Config.option(Config.nonEmptyString("RELAY_ID")),
-  concurrency: Config.integer("RELAY_CONCURRENCY").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(32)
-  ),
-  lease: Config.duration("RELAY_LEASE").pipe(Config.withDefault(Duration.seconds(15))),
-  pollInterval: Config.duration("RELAY_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
-  ambiguousEmail: Config.literal("resend", "dead-letter")("RELAY_AMBIGUOUS_EMAIL").pipe(
-    Config.withDefault("resend" as const)
-  ),
-  maxAttempts: Config.integer("RELAY_MAX_ATTEMPTS").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(defaultRetry.maxAttempts)
-  ),
+  relayId: unlessUnset(Config.nonEmptyString("RELAY_ID")),
+  concurrency: unlessUnset(Config.integer("RELAY_CONCURRENCY").pipe(atLeastOne)),
+  lease: unlessUnset(Config.duration("RELAY_LEASE")),
+  pollInterval: unlessUnset(Config.duration("RELAY_POLL_INTERVAL")),
+  ambiguousEmail: unlessUnset(Config.literal("resend", "dead-letter")("RELAY_AMBIGUOUS_EMAIL")),
+  // The retry policy is given whole or not at all: its defaults come from the relay's own (`defaultRetry`).
+  maxAttempts: Config.integer("RELAY_MAX_ATTEMPTS").pipe(atLeastOne, Config.withDefault(defaultRetry.maxAttempts)),
   baseDelay: Config.duration("RELAY_BASE_DELAY").pipe(Config.withDefault(Duration.decode(defaultRetry.baseDelay))),
   maxDelay: Config.duration("RELAY_MAX_DELAY").pipe(Config.withDefault(Duration.decode(defaultRetry.maxDelay))),
   attemptTimeout: Config.duration("RELAY_ATTEMPT_TIMEOUT").pipe(
     Config.withDefault(Duration.decode(defaultRetry.attemptTimeout))
   ),
-  failureLogInterval: Config.duration("RELAY_FAILURE_LOG_INTERVAL").pipe(Config.withDefault(Duration.seconds(30))),
+  failureLogInterval: unlessUnset(Config.duration("RELAY_FAILURE_LOG_INTERVAL")),
   // Secrets (SMTP_URL holds the password): only their hosts leave this config, in the relay's settings.
   emailProvider: Config.option(Config.redacted("SMTP_URL")),
   smsProvider: Config.option(Config.redacted("SMS_GATEWAY_URL"))
 }).pipe(Config.map((values): OutboxRelay.Options => ({
-  relayId: Option.getOrUndefined(values.relayId),
+  relayId: values.relayId,
   concurrency: values.concurrency,
   lease: values.lease,
   pollInterval: values.pollInterval,

@@ -216,7 +216,7 @@ export const acquireClient = (options: {
   readonly connectTimeout?: Duration.DurationInput | undefined
 }): Effect.Effect<Redis, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const timeout = Duration.decode(options.commandTimeout ?? Duration.millis(200))
+    const timeout = Duration.decode(storeSettings(options).commandTimeout)
     const client = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new Redis(Redacted.value(options.url), {
