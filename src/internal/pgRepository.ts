@@ -12,11 +12,11 @@ import * as Migrations from "../Migrations.js"
 import { reconstitute } from "../Tenant.js"
 import type { Tenant } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
-import type { SortField } from "../TenantQuery.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
+import { makePgList } from "./pgList.js"
 import { driverErrorOf, makePgOutbox, storeFailure } from "./pgOutbox.js"
 import { PgWatchdog } from "./pgSocket.js"
 import * as Rules from "./repositoryRules.js"
@@ -316,6 +316,18 @@ export const makePgStore = (options: PgStoreOptions) =>
         (rows) => sql`INSERT INTO tenant_outbox ${sql.insert(rows)}`
       )
 
+    const list = makePgList({
+      sql,
+      columns,
+      decodeRows: decodeRows("list"),
+      // A read-only transaction has nothing to resolve: its answer is lost with its connection.
+      readOnly: (body) =>
+        transaction(
+          () => Effect.zipRight(sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`, body),
+          (_, cause) => Effect.fail(storeFailure("list")(cause))
+        )
+    })
+
     const repository: TenantRepository.Service = {
       insert: (tenant, event) =>
         deadlines.insert(Effect.zipRight(
@@ -383,43 +395,7 @@ export const makePgStore = (options: PgStoreOptions) =>
           sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${domain} AND deleted_at IS NULL`
         )
       },
-      list: (input) =>
-        deadlines.list(Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
-          const statuses = Rules.statusesOf(query.status)
-          const needle = Rules.searchNeedle(query.search)
-          const where = sql.and([
-            ...(query.includeDeleted ? [] : [sql`deleted_at IS NULL`]),
-            ...(statuses === undefined ? [] : [sql`status IN ${sql.in(statuses)}`]),
-            ...(needle === undefined ? [] : [
-              sql`(name_key LIKE ${Rules.likePattern(needle)} ESCAPE '\\' OR code LIKE ${
-                Rules.likePattern(needle)
-              } ESCAPE '\\')`
-            ]),
-            ...(query.createdFrom === undefined ? [] : [sql`created_at >= ${query.createdFrom}`]),
-            ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
-          ])
-          const order = orderBy[query.sortBy][query.sortDirection]
-          // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
-          return transaction(
-            () =>
-              Effect.zipRight(
-                sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`,
-                Effect.all({
-                  rows: sql<TenantRow>`
-                SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
-                LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
-                  count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
-                })
-              ),
-            // A read-only transaction has nothing to resolve: its answer is lost with its connection.
-            (_, cause) => Effect.fail(storeFailure("list")(cause))
-          ).pipe(
-            Effect.catchTag("SqlError", (error) => Effect.fail(storeFailure("list")(error))),
-            Effect.flatMap(({ count, rows }) =>
-              Effect.map(decodeRows("list")(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
-            )
-          )
-        })),
+      list: (input) => deadlines.list(list(input)),
       countByStatus: deadlines.countByStatus(
         sql<{ status: Tenant["status"]; count: number }>`
         SELECT status, count(*)::int AS count FROM tenants GROUP BY status`.pipe(
@@ -480,10 +456,3 @@ export const makePgStore = (options: PgStoreOptions) =>
 
     return { repository, outbox, ledger: yield* makePgLedger(sql), changes }
   })
-
-const orderBy: Record<SortField, Record<"asc" | "desc", string>> = {
-  name: { asc: `name_key COLLATE "C" ASC, id ASC`, desc: `name_key COLLATE "C" DESC, id DESC` },
-  code: { asc: `code COLLATE "C" ASC, id ASC`, desc: `code COLLATE "C" DESC, id DESC` },
-  createdAt: { asc: "created_at ASC, id ASC", desc: "created_at DESC, id DESC" },
-  updatedAt: { asc: "updated_at ASC, id ASC", desc: "updated_at DESC, id DESC" }
-}
