@@ -28,35 +28,36 @@ const orderBy: Record<SortField, Record<"asc" | "desc", string>> = {
 }
 
 /** `TenantRepository.list` on PostgreSQL: one page and its total, read from one snapshot. */
-export const makePgList = ({ columns, decodeRows, readOnly, sql }: PgListContext) =>
-(input: ListQueryInput | undefined): Effect.Effect<Page, InvalidInput | RepositoryError> =>
-  Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
-    const statuses = Rules.statusesOf(query.status)
-    const needle = Rules.searchNeedle(query.search)
-    const where = sql.and([
-      ...(query.includeDeleted ? [] : [sql`deleted_at IS NULL`]),
-      ...(statuses === undefined ? [] : [sql`status IN ${sql.in(statuses)}`]),
-      ...(needle === undefined ? [] : [
-        sql`(name_key LIKE ${Rules.likePattern(needle)} ESCAPE '\\' OR code LIKE ${
-          Rules.likePattern(needle)
-        } ESCAPE '\\')`
-      ]),
-      ...(query.createdFrom === undefined ? [] : [sql`created_at >= ${query.createdFrom}`]),
-      ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
-    ])
-    const order = orderBy[query.sortBy][query.sortDirection]
-    // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
-    return readOnly(
-      Effect.all({
-        rows: sql<TenantRow>`
+export const makePgList =
+  ({ columns, decodeRows, readOnly, sql }: PgListContext) =>
+  (input: ListQueryInput | undefined): Effect.Effect<Page, InvalidInput | RepositoryError> =>
+    Effect.flatMap(Rules.decodeListQuery(input ?? {}), (query) => {
+      const statuses = Rules.statusesOf(query.status)
+      const needle = Rules.searchNeedle(query.search)
+      const where = sql.and([
+        ...(query.includeDeleted ? [] : [sql`deleted_at IS NULL`]),
+        ...(statuses === undefined ? [] : [sql`status IN ${sql.in(statuses)}`]),
+        ...(needle === undefined ? [] : [
+          sql`(name_key LIKE ${Rules.likePattern(needle)} ESCAPE '\\' OR code LIKE ${
+            Rules.likePattern(needle)
+          } ESCAPE '\\')`
+        ]),
+        ...(query.createdFrom === undefined ? [] : [sql`created_at >= ${query.createdFrom}`]),
+        ...(query.createdBefore === undefined ? [] : [sql`created_at < ${query.createdBefore}`])
+      ])
+      const order = orderBy[query.sortBy][query.sortDirection]
+      // One snapshot for the page and its total, so that concurrent writes cannot make them disagree.
+      return readOnly(
+        Effect.all({
+          rows: sql<TenantRow>`
           SELECT ${columns} FROM tenants WHERE ${where} ORDER BY ${sql.literal(order)}
           LIMIT ${query.pageSize} OFFSET ${Rules.offsetOf(query)}`,
-        count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
-      })
-    ).pipe(
-      Effect.catchTag("SqlError", (error) => Effect.fail(storeFailure("list")(error))),
-      Effect.flatMap(({ count, rows }) =>
-        Effect.map(decodeRows(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
+          count: sql<{ total: number }>`SELECT count(*)::int AS total FROM tenants WHERE ${where}`
+        })
+      ).pipe(
+        Effect.catchTag("SqlError", (error) => Effect.fail(storeFailure("list")(error))),
+        Effect.flatMap(({ count, rows }) =>
+          Effect.map(decodeRows(rows), (items) => Rules.pageOf(query, items, count[0]?.total ?? 0))
+        )
       )
-    )
-  })
+    })
