@@ -72,35 +72,23 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import type { ParseError } from "effect/ParseResult"
-import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
-import type { CacheError } from "./CacheError.js"
 import * as CacheStore from "./CacheStore.js"
 import { makeFreshness, runFreshness } from "./internal/cacheFreshness.js"
+import { makeCacheLog } from "./internal/cacheLog.js"
 import * as CacheMetrics from "./internal/cacheMetrics.js"
+import { makeReadPath } from "./internal/cacheReadPath.js"
+import { makeWritePath } from "./internal/cacheWritePath.js"
 import { ChangeFeed } from "./internal/changeFeed.js"
 import { makeCircuitBreaker } from "./internal/circuitBreaker.js"
-import { makeLogThrottle } from "./internal/logThrottle.js"
-import { annotateWhenTraced, isTraced, spanWhenTraced } from "./internal/observability.js"
-import type { Keys } from "./internal/pendingInvalidations.js"
 import { makePendingInvalidations } from "./internal/pendingInvalidations.js"
-import { makeSingleFlight } from "./internal/singleFlight.js"
-import type { Tenant } from "./Tenant.js"
 import * as TenantCache from "./TenantCache.js"
-import type { TenantEvent } from "./TenantEvent.js"
 import * as TenantRepository from "./TenantRepository.js"
-import type { RepositoryError } from "./TenantRepositoryError.js"
 
 /**
  * How long tenants stay cached, and under which key prefix.
@@ -225,30 +213,12 @@ export const errors: Metric.Metric.Counter<number> = CacheMetrics.errors
  */
 export const breakerOpen: Metric.Metric.Gauge<number> = CacheMetrics.breakerOpen
 
-/** What the cache answered for a key. */
-type Read =
-  | { readonly _tag: "Hit"; readonly found: Option.Option<Tenant> }
-  | { readonly _tag: "Miss"; readonly version: string }
-  | { readonly _tag: "Unavailable" }
-
-const unavailable: Read = { _tag: "Unavailable" }
-
-// Failures after which the repository wrote nothing; after any other end (success, a RepositoryError that may
-// have come after the commit, an interruption, a defect) the tenant's keys are invalidated.
-const REFUSALS: ReadonlySet<string> = new Set(["TenantAlreadyExists", "ConcurrencyConflict", "TenantNotFound"])
-
-const mayHaveWritten = <E extends { readonly _tag: string }>(exit: Exit.Exit<void, E>): boolean =>
-  Exit.isSuccess(exit) ||
-  Option.match(Cause.failureOption(exit.cause), { onNone: () => true, onSome: (error) => !REFUSALS.has(error._tag) })
-
 const DEFAULT_TTL = Duration.minutes(5)
 const DEFAULT_ABSENT_TTL = Duration.seconds(30)
 const DEFAULT_BREAKER_COOLDOWN = Duration.seconds(5)
 const DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 const DEFAULT_MAX_STALENESS = Duration.seconds(2)
 const DEFAULT_WARNING_INTERVAL = Duration.seconds(30)
-/** Event ids remembered as invalidated inline, the oldest forgotten first. */
-const MAX_APPLIED_INLINE = 10_000
 const DEFAULT_FRESHNESS_INTERVAL = Duration.millis(250)
 
 /**
@@ -280,340 +250,20 @@ export const make = (
       cooldown: options.breakerCooldown ?? DEFAULT_BREAKER_COOLDOWN,
       gauge: Metric.tagged(breakerOpen, "tier", tier)
     })
-    /** A store call, or `None` without calling the store while the breaker is open. */
-    const guarded = breaker.run
     const pending = yield* makePendingInvalidations({
       store,
-      guarded,
+      guarded: breaker.run,
       maxPending: Math.max(1, options.maxPendingInvalidations ?? 10_000),
       retryInterval: options.retryInterval ?? DEFAULT_RETRY_INTERVAL,
       metrics: observed,
       tier
     })
 
-    const ttlOf = (found: Option.Option<Tenant>): Effect.Effect<Duration.Duration> => {
-      const millis = Option.isSome(found) ? foundMillis : absentMillis
-      const spread = jitter === 0 ? Effect.succeed(1) : Random.nextRange(1 - jitter, 1 + jitter)
-      return Effect.map(spread, (factor) => Duration.millis(Math.max(1, Math.round(millis * factor))))
-    }
-
-    const spanOf = (lookup: TenantCache.Lookup, key: string) => ({
-      captureStackTrace: false,
-      attributes: { "tenant.cache.tier": tier, "tenant.cache.lookup": lookup, "tenant.cache.key": key }
-    })
-
-    const outcome = (value: string) => annotateWhenTraced("tenant.cache.outcome", value)
-
-    /** A failed cache step is noted, never raised: the caller carries on as after a miss. */
-    const warnings = makeLogThrottle(options.warningInterval ?? DEFAULT_WARNING_INTERVAL)
-    const storeAddress = store.address ?? tier
-    /** A warning when its kind has not been logged lately (with how often it happened since), else a debug line. */
-    const warnThrottled = (kind: string, message: string, annotations: Record<string, unknown>) =>
-      Effect.suspend(() => {
-        const counts = warnings.note(kind, kind, Date.now())
-        return counts === undefined
-          ? Effect.annotateLogs(Effect.logDebug(message), annotations)
-          : Effect.annotateLogs(Effect.logWarning(message), {
-            ...annotations,
-            store: storeAddress,
-            occurrences: counts.get(kind) ?? 1
-          })
-      })
-
-    const cacheFailed = (counter: Metric.Metric.Counter<number>, message: string, key: string, error: CacheError) =>
-      warnThrottled(`failed:${error.reason}`, message, { key, reason: error.reason, detail: error.detail }).pipe(
-        Effect.zipRight(Metric.increment(counter))
-      )
-
-    const decode = TenantCache.makeDecoder(options.decodedTenants ?? 10_000)
-
-    const bypassed = Effect.as(outcome("bypassed"), unavailable)
-
-    const missAt = (lookup: TenantCache.Lookup, version: string): Effect.Effect<Read> =>
-      Effect.as(Effect.zipRight(Metric.increment(observed[lookup].miss), outcome("miss")), { _tag: "Miss", version })
-
-    // An older shape, or garbage: a miss. Deleting it keeps it from being read again should the load fail; a
-    // delete leaves the version alone, so the fill that follows is still accepted.
-    const undecodable = (lookup: TenantCache.Lookup, key: string, error: ParseError): Effect.Effect<Read, CacheError> =>
-      Effect.logDebug("TenantCache: a cached value does not decode; dropping it").pipe(
-        Effect.annotateLogs({ key, error: error.message }),
-        Effect.zipRight(Metric.increment(observed[lookup].miss)),
-        Effect.zipRight(Metric.increment(observed[lookup].decodeError)),
-        Effect.zipRight(outcome("undecodable")),
-        Effect.zipRight(
-          Effect.catchAll(guarded(store.deleteMany([key])), (error) =>
-            cacheFailed(observed[lookup].getError, "TenantCache: dropping an undecodable value failed", key, error))
-        ),
-        Effect.zipRight(whenClear(store.getVersioned(key))),
-        Effect.map(Option.match({
-          onNone: () =>
-            unavailable,
-          onSome: ({ version }): Read => ({ _tag: "Miss", version })
-        }))
-      )
-
-    const fromValue = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      value: string,
-      traced: boolean
-    ): Effect.Effect<Read, CacheError> => {
-      const decoded = decode(key, value)
-      if (Either.isLeft(decoded)) {
-        return undecodable(lookup, key, decoded.left)
-      }
-      const hit: Read = { _tag: "Hit", found: decoded.right }
-      const counted = Metric.increment(observed[lookup].hit)
-      return traced ? Effect.as(Effect.zipRight(counted, outcome("hit")), hit) : Effect.as(counted, hit)
-    }
-
-    /** A key without a value: its version, read before the load for the fill (or a value stored meanwhile). */
-    const versioned = (lookup: TenantCache.Lookup, key: string, traced: boolean): Effect.Effect<Read, CacheError> =>
-      Effect.flatMap(whenClear(store.getVersioned(key)), (read) => {
-        if (Option.isNone(read)) {
-          return bypassed
-        }
-        const { value, version } = read.value
-        return Option.isNone(value) ? missAt(lookup, version) : fromValue(lookup, key, value.value, traced)
-      })
-
-    /** What the cache holds for `key`, as the store gave it: a hit, or a miss at the key's version. */
-    const fromCached = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      cached: Option.Option<string>,
-      traced: boolean
-    ): Effect.Effect<Read, CacheError> =>
-      Option.isNone(cached) ? versioned(lookup, key, traced) : fromValue(lookup, key, cached.value, traced)
-
-    const readFailed = (lookup: TenantCache.Lookup, key: string, error: CacheError): Effect.Effect<Read> =>
-      cacheFailed(observed[lookup].getError, "TenantCache.get failed; reading the repository", key, error).pipe(
-        Effect.zipRight(outcome("error")),
-        Effect.as(unavailable)
-      )
-
-    // A hit needs no version: the value is read alone (a plain GET in Redis); only a miss reads the version.
-    // Helpers take their inputs as arguments: a hit from memory takes a few microseconds, and closures made per
-    // call show.
-    const read = (lookup: TenantCache.Lookup, key: string, traced: boolean): Effect.Effect<Read> => {
-      const effect = whenClear(store.get(key)).pipe(
-        Effect.flatMap((cached) =>
-          Option.isNone(cached) ? bypassed : fromCached(lookup, key, cached.value, traced)
-        ),
-        Effect.catchAll((error) => readFailed(lookup, key, error))
-      )
-      return traced ? Effect.withSpan(effect, "TenantCache.get", spanOf(lookup, key)) : effect
-    }
-
-    /** Stores what a load found if the key is still at `version`; answers whether it did. */
-    const fill = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      version: string,
-      found: Option.Option<Tenant>
-    ): Effect.Effect<boolean> => {
-      const metrics = observed[lookup]
-      return Either.match(TenantCache.encode(found), {
-        onLeft: (error) =>
-          Effect.logDebug("TenantCache: a tenant could not be encoded; not caching it").pipe(
-            Effect.annotateLogs({ key, error: error.message }),
-            Effect.zipRight(Metric.increment(metrics.encodeError)),
-            Effect.as(false)
-          ),
-        onRight: (value) =>
-          ttlOf(found).pipe(
-            Effect.flatMap((ttl) => whenClear(store.setIfVersion(key, value, ttl, version))),
-            Effect.flatMap(Option.match({
-              onNone: () => Effect.as(outcome("bypassed"), false),
-              onSome: (stored) =>
-                Effect.as(
-                  Effect.zipRight(
-                    Metric.increment(stored ? metrics.fill : metrics.refused),
-                    outcome(stored ? "stored" : "refused")
-                  ),
-                  stored
-                )
-            })),
-            Effect.catchAll((error) =>
-              cacheFailed(metrics.fillError, "TenantCache.fill failed; not caching the tenant", key, error).pipe(
-                Effect.zipRight(outcome("error")),
-                Effect.as(false)
-              )
-            )
-          )
-      }).pipe((effect) => spanWhenTraced(effect, "TenantCache.fill", spanOf(lookup, key)))
-    }
-
-    /** A tenant found by code or domain fills its id key too; see the module's comment for the order. */
-    const fillWithId = (lookup: TenantCache.Lookup, key: string, version: string, tenant: Tenant) =>
-      Effect.gen(function*() {
-        const idKey = TenantCache.idKey(tenant.id, prefix)
-        const id = yield* guarded(store.getVersioned(idKey)).pipe(
-          Effect.catchAll((error) =>
-            Effect.as(
-              cacheFailed(observed.id.getError, "TenantCache.get of the id key failed; not filling it", idKey, error),
-              Option.none()
-            )
-          ),
-          (effect) => spanWhenTraced(effect, "TenantCache.get", spanOf("id", idKey))
-        )
-        const stored = yield* fill(lookup, key, version, Option.some(tenant))
-        // An id key that holds a value already was filled under the same rule; leave it.
-        if (stored && Option.isSome(id) && Option.isNone(id.value.value)) {
-          yield* fill("id", idKey, id.value.version, Option.some(tenant))
-        }
-      })
-
-    // One load per key and version at a time (see the module's comment on versions).
-    const shared = makeSingleFlight<Option.Option<Tenant>, RepositoryError>(scope)
-
-    /** A lookup once the cache has answered. */
-    const afterRead = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>,
-      result: Read
-    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> => {
-      switch (result._tag) {
-        case "Hit":
-          return Effect.succeed(result.found)
-        case "Unavailable":
-          // Without a version nothing can be filled safely, and no flight can be shared safely.
-          return load()
-        case "Miss":
-          return shared(
-            JSON.stringify([key, result.version]),
-            Effect.tap(load(), (found) =>
-              lookup === "id" || Option.isNone(found)
-                ? fill(lookup, key, result.version, found)
-                : fillWithId(lookup, key, result.version, found.value))
-          )
-      }
-    }
-
-    /**
-     * The common case (nothing pending, the breaker closed and clear, no tracer installed) in as few runtime
-     * steps as it allows: the store's read, then the decode and the hit counted in plain code. A hit from Redis
-     * costs little more than the runtime's own steps around the GET; whatever is not a hit carries on as
-     * {@link read} would. The handlers come from factories: a function written inline as a property is named
-     * at every call under tsx (esbuild's keepNames), which costs more than the rest of a memory hit.
-     */
-    const quickRead = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>,
-      labels: ReadonlyArray<MetricLabel.MetricLabel>
-    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> =>
-      Effect.matchEffect(store.get(key), {
-        onFailure: quickReadFailed(lookup, key, load),
-        onSuccess: quickReadSucceeded(lookup, key, load, labels)
-      })
-
-    const quickReadFailed =
-      (lookup: TenantCache.Lookup, key: string, load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>) =>
-      (error: CacheError): Effect.Effect<Option.Option<Tenant>, RepositoryError> =>
-        breaker.clearFailed(error).pipe(
-          Effect.zipRight(readFailed(lookup, key, error)),
-          Effect.flatMap((result) => afterRead(lookup, key, load, result))
-        )
-
-    const quickReadSucceeded = (
-      lookup: TenantCache.Lookup,
-      key: string,
-      load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>,
-      labels: ReadonlyArray<MetricLabel.MetricLabel>
-    ) =>
-    (cached: Option.Option<string>): Effect.Effect<Option.Option<Tenant>, RepositoryError> => {
-      breaker.clearSucceeded()
-      let read: Effect.Effect<Read, CacheError>
-      if (Option.isSome(cached)) {
-        const decoded = decode(key, cached.value)
-        if (Either.isRight(decoded)) {
-          observed[lookup].hit.unsafeUpdate(1, labels)
-          return Effect.succeed(decoded.right)
-        }
-        read = undecodable(lookup, key, decoded.left)
-      } else {
-        read = versioned(lookup, key, false)
-      }
-      return read.pipe(
-        Effect.catchAll((error) => readFailed(lookup, key, error)),
-        Effect.flatMap((result) => afterRead(lookup, key, load, result))
-      )
-    }
-
-    const through = (
-      lookup: TenantCache.Lookup,
-      input: string,
-      load: () => Effect.Effect<Option.Option<Tenant>, RepositoryError>
-    ): Effect.Effect<Option.Option<Tenant>, RepositoryError> => {
-      const cacheKey = TenantCache.lookupKey(lookup, input, prefix)
-      if (Option.isNone(cacheKey)) return load()
-      const key = cacheKey.value
-      return Effect.withFiberRuntime((fiber) => {
-        const traced = isTraced(fiber.currentTracer)
-        return !traced && pending.isEmpty() && breaker.isClear() && trusted()
-          ? quickRead(lookup, key, load, fiber.getFiberRef(FiberRef.currentMetricLabels))
-          : Effect.flatMap(read(lookup, key, traced), (result) => afterRead(lookup, key, load, result))
-      })
-    }
-
-    /**
-     * A store call made only once no invalidation is pending, while the store is confirmed fresh (see
-     * `maxStaleness`) and while the breaker lets it; else `None`.
-     */
-    const whenClear = <A>(call: Effect.Effect<A, CacheError>): Effect.Effect<Option.Option<A>, CacheError> =>
-      Effect.suspend(() =>
-        !trusted()
-          ? Effect.succeedNone
-          : pending.isEmpty()
-          ? guarded(call)
-          : Effect.flatMap(pending.flush, (clear) => clear ? guarded(call) : Effect.succeed(Option.none()))
-      )
-
-    // The write has committed and succeeds; the keys are kept for a retry, logged and counted.
-    const invalidationKept = (keys: Keys, reason: string, detail: string) =>
-      warnThrottled(
-        "invalidationKept",
-        "TenantCache: invalidation did not reach the store; retrying it, reading the repository",
-        { keys: keys.map(([, key]) => key).join(" "), reason, detail }
-      ).pipe(
-        Effect.zipRight(pending.keep(keys)),
-        Effect.zipRight(CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidationFailed)),
-        Effect.zipRight(outcome("kept"))
-      )
-
-    const invalidate = (keys: Keys) =>
-      guarded(store.invalidate(keys.map(([, key]) => key))).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => invalidationKept(keys, "BreakerOpen", "the circuit breaker is open"),
-          onSome: () => CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidated)
-        })),
-        Effect.catchAll((error) =>
-          Effect.zipRight(
-            CacheMetrics.countKeys(observed, keys, (metrics) => metrics.invalidateError),
-            invalidationKept(keys, error.reason, error.detail)
-          )
-        ),
-        (effect) =>
-          spanWhenTraced(effect, "TenantCache.invalidate", {
-            captureStackTrace: false,
-            attributes: { "tenant.cache.tier": tier, "tenant.cache.keys": keys.map(([, key]) => key) }
-          })
-      )
-
-    // Events whose keys this process invalidated itself: its feed need not invalidate them again (each time it did,
-    // a value filled since would be dropped for nothing), unless the store is found rewound.
-    const appliedInline = new Set<string>()
-    const markApplied = (events: ReadonlyArray<TenantEvent>) => {
-      for (const event of events) appliedInline.add(event.eventId)
-      for (const eventId of appliedInline) {
-        if (appliedInline.size <= MAX_APPLIED_INLINE) break
-        appliedInline.delete(eventId)
-      }
-    }
+    const log = makeCacheLog(options.warningInterval ?? DEFAULT_WARNING_INTERVAL, store.address ?? tier)
+    const writes = makeWritePath({ store, tier, prefix, observed, log, breaker, pending })
 
     const feed = yield* Effect.serviceOption(ChangeFeed)
+    const freshnessInterval = Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL)
     const freshness = Option.isSome(feed) && store.marks !== undefined
       ? makeFreshness({
         feed: feed.value,
@@ -621,11 +271,11 @@ export const make = (
         marks: store.marks,
         // Caches under different prefixes in one store follow their own changes: each keeps its own mark.
         markName: prefix,
-        appliedInline: (eventId) => appliedInline.has(eventId),
-        forgetInline: () => appliedInline.clear(),
-        guarded,
+        appliedInline: writes.appliedInline,
+        forgetInline: writes.forgetInline,
+        guarded: breaker.run,
         maxStaleness: Duration.decode(options.maxStaleness ?? DEFAULT_MAX_STALENESS),
-        interval: Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
+        interval: freshnessInterval,
         window: Duration.millis(Math.max(foundMillis, absentMillis) * (1 + jitter) + 60_000),
         keysOf: (changes) => {
           const { ids, lookups } = TenantCache.keysOfChanges(changes, prefix)
@@ -633,37 +283,34 @@ export const make = (
         }
       })
       : undefined
-    // Whether the store may be read: always, when there is nothing to follow.
-    const trusted = freshness === undefined ? () => true : freshness.trusted
     if (freshness !== undefined) {
       // The first poll before serving, so that a healthy store is trusted from the start.
       yield* Effect.ignore(freshness.poll)
-      yield* runFreshness(
-        freshness,
-        Duration.decode(options.freshnessInterval ?? DEFAULT_FRESHNESS_INTERVAL),
-        scope,
-        (error) =>
-          warnThrottled(
-            "freshness",
-            "TenantCache: could not confirm that the store has every change; reading the repository until it can",
-            { error: error.message }
-          )
-      )
+      yield* runFreshness(freshness, freshnessInterval, scope, (error) =>
+        log.warnThrottled(
+          "freshness",
+          "TenantCache: could not confirm that the store has every change; reading the repository until it can",
+          { error: error.message }
+        ))
     }
 
-    /** After a write that may have committed, every key it touched: see `TenantCache.keysOfWrite` for the order. */
-    const invalidateAfter =
-      (tenant: Tenant, events: ReadonlyArray<TenantEvent>) =>
-      <E extends { readonly _tag: string }>(exit: Exit.Exit<void, E>): Effect.Effect<void> => {
-        if (!mayHaveWritten(exit)) return Effect.void
-        const { ids, lookups } = TenantCache.keysOfWrite(tenant, events, prefix)
-        return Effect.zipRight(invalidate(lookups), invalidate(ids)).pipe(
-          Effect.zipRight(Effect.sync(() => {
-            // Applied inline only if none of the keys is left pending.
-            if (![...lookups, ...ids].some(([, key]) => pending.has(key))) markApplied(events)
-          }))
-        )
-      }
+    const through = makeReadPath({
+      store,
+      tier,
+      prefix,
+      observed,
+      log,
+      breaker,
+      pending,
+      // Whether the store may be read: always, when there is nothing to follow.
+      trusted: freshness === undefined ? () => true : freshness.trusted,
+      foundMillis,
+      absentMillis,
+      jitter,
+      decodedTenants: options.decodedTenants ?? 10_000,
+      scope
+    })
+    const { invalidateAfter } = writes
 
     return TenantRepository.TenantRepository.of({
       // Effect.onExit: the invalidation runs even when the caller is interrupted after the commit.
