@@ -2,6 +2,13 @@
  * The repository on PostgreSQL, through `@effect/sql`: tenants, their outbox and the delivery ledger in one
  * database, with the package's migrations run first.
  *
+ * Lookups of live tenants (`findById`, `findByCode`, `findByDomain`) made while others are under way share
+ * one query: a lookup made while none is running is sent at once and alone, as before; those made while one
+ * runs are gathered until the runtime's current turn ends and sent together (`WHERE id IN (...)`, at most 100
+ * keys a query). Sixteen fibers looking tenants up at once make two queries instead of sixteen, and a burst of
+ * cache misses under `CachedTenantRepository` likewise. A gathered query that fails fails the lookups it
+ * carried with its `RepositoryError`; a caller interrupted while waiting leaves the others their answers.
+ *
  * @example
  * ```ts
  * import { Layer } from "effect"
@@ -62,7 +69,7 @@ export const layer = (options: Options = {}): Layer.Layer<
   SqlError.SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
 > =>
-  Layer.effectContext(
+  Layer.scopedContext(
     Effect.map(
       makePgStore({ timeout: Duration.decode(options.timeout ?? Duration.seconds(10)) }),
       storeContext(TenantRepository, "postgresql")

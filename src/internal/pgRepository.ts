@@ -15,6 +15,7 @@ import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
+import { makeLookupBatcher } from "./lookupBatcher.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
 import { makePgList } from "./pgList.js"
 import { driverErrorOf, makePgOutbox, storeFailure } from "./pgOutbox.js"
@@ -96,6 +97,9 @@ interface WriteTransaction {
   readonly xid: string
   readonly pid: number
 }
+
+/** The most keys one gathered lookup asks for. */
+const MAX_LOOKUP_BATCH = 100
 
 /** How often an unknown commit's transaction is asked about, until the operation's deadline. */
 const resolveSchedule = Schedule.spaced(Duration.millis(100))
@@ -283,24 +287,50 @@ export const makePgStore = (options: PgStoreOptions) =>
     const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) =>
       Effect.forEach(rows, fromRow(operation))
 
-    // A lookup's statement, then one match: its handlers are built once per operation, not per call.
+    // A lookup's row, then one match: its handlers are built once per operation, not per call.
     const lookupOf = (operation: string) => {
       const failed = storeFailure(operation)
       const decode = fromRow(operation)
       const handlers = {
         onFailure: (error: SqlError) => Effect.fail(failed(error)),
-        onSuccess: (found: ReadonlyArray<TenantRow>) =>
-          found[0] === undefined ? Effect.succeedNone : Effect.asSome(decode(found[0]))
+        onSuccess: (found: Option.Option<TenantRow>) =>
+          Option.isNone(found) ? Effect.succeedNone : Effect.asSome(decode(found.value))
       }
-      return (rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) => Effect.matchEffect(rows, handlers)
+      return (row: Effect.Effect<Option.Option<TenantRow>, SqlError>) => Effect.matchEffect(row, handlers)
     }
     const lookups = {
       findById: lookupOf("findById"),
       findByCode: lookupOf("findByCode"),
       findByDomain: lookupOf("findByDomain")
     }
-    const findOne = (operation: keyof typeof lookups, rows: Effect.Effect<ReadonlyArray<TenantRow>, SqlError>) =>
-      deadlines[operation](lookups[operation](rows))
+    const findOne = (operation: keyof typeof lookups, row: Effect.Effect<Option.Option<TenantRow>, SqlError>) =>
+      deadlines[operation](lookups[operation](row))
+
+    // Lookups of live tenants made while others are under way share one query (see lookupBatcher); the column
+    // is unique among live tenants and holds exactly the value looked for (ids, codes and domains are stored
+    // normalised, as the lookups normalise their input), so each row answers the key it holds.
+    const firstRow = (rows: ReadonlyArray<TenantRow>) => Option.fromNullable(rows[0])
+    const scope = yield* Effect.scope
+    const liveBy = (column: "id" | "code" | "domain") =>
+      makeLookupBatcher<TenantRow, SqlError>({
+        one: (key) =>
+          Effect.map(
+            sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} = ${key} AND deleted_at IS NULL`,
+            firstRow
+          ),
+        many: (keys) =>
+          Effect.map(
+            sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${
+              sql.in(keys)
+            } AND deleted_at IS NULL`,
+            (rows) => new Map(rows.map((row) => [row[column] as string, row]))
+          ),
+        maxBatch: MAX_LOOKUP_BATCH,
+        scope
+      })
+    const liveById = liveBy("id")
+    const liveByCode = liveBy("code")
+    const liveByDomain = liveBy("domain")
 
     const appendToOutbox = (events: ReadonlyArray<TenantEvent>) =>
       Effect.flatMap(
@@ -377,23 +407,17 @@ export const makePgStore = (options: PgStoreOptions) =>
           findOne(
             "findById",
             options?.includeDeleted === true
-              ? sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`
-              : sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id} AND deleted_at IS NULL`
+              ? Effect.map(sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`, firstRow)
+              : liveById(id)
           ) :
           Effect.succeedNone,
       findByCode: (input) => {
         const code = Rules.codeToFind(input)
-        return code === undefined ? Effect.succeedNone : findOne(
-          "findByCode",
-          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE code = ${code} AND deleted_at IS NULL`
-        )
+        return code === undefined ? Effect.succeedNone : findOne("findByCode", liveByCode(code))
       },
       findByDomain: (input) => {
         const domain = Rules.domainToFind(input)
-        return domain === undefined ? Effect.succeedNone : findOne(
-          "findByDomain",
-          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE domain = ${domain} AND deleted_at IS NULL`
-        )
+        return domain === undefined ? Effect.succeedNone : findOne("findByDomain", liveByDomain(domain))
       },
       list: (input) => deadlines.list(list(input)),
       countByStatus: deadlines.countByStatus(
