@@ -185,6 +185,28 @@ describe("TenantRepository/Pg: lookups at once", () => {
       assert.isAtLeast(statements, 3)
     }).pipe(Effect.provide(layerPg)))
 
+  it.scoped("with batchLookups: false, every lookup is a statement of its own", () =>
+    Effect.gen(function*() {
+      const repository = yield* TenantRepository.TenantRepository
+      const tenants: Array<Tenant> = []
+      for (let i = 0; i < 8; i++) {
+        const { event, tenant } = yield* newTenant({ code: uniqueCode("single") })
+        yield* repository.insert(tenant, event)
+        tenants.push(tenant)
+      }
+      const { spans, tracer } = yield* recordingTracer
+      const found = yield* Effect.forEach(tenants, (tenant) => repository.findById(tenant.id), {
+        concurrency: "unbounded"
+      }).pipe(Effect.withTracer(tracer))
+      assert.deepStrictEqual(
+        found.map((tenant) => Option.getOrUndefined(tenant)?.id),
+        tenants.map((tenant) => tenant.id)
+      )
+      assert.strictEqual(spans.filter((span) => span.name === "sql.execute").length, 8)
+    }).pipe(
+      Effect.provide(TenantRepositoryPg.layer({ batchLookups: false }).pipe(Layer.provide(layerClientInFreshSchema)))
+    ))
+
   it.scoped("a lookup alone is one statement", () =>
     Effect.gen(function*() {
       const repository = yield* TenantRepository.TenantRepository

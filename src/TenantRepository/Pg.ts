@@ -49,6 +49,11 @@ export interface Options {
    * whose COMMIT answer was lost, resolved within it.
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Whether lookups made while others run share one query (default `true`; see the module's comment). `false`
+   * sends every lookup alone, one query each.
+   */
+  readonly batchLookups?: boolean | undefined
 }
 
 /**
@@ -71,7 +76,10 @@ export const layer = (options: Options = {}): Layer.Layer<
 > =>
   Layer.scopedContext(
     Effect.map(
-      makePgStore({ timeout: Duration.decode(options.timeout ?? Duration.seconds(10)) }),
+      makePgStore({
+        timeout: Duration.decode(options.timeout ?? Duration.seconds(10)),
+        batchLookups: options.batchLookups ?? true
+      }),
       storeContext(TenantRepository, "postgresql")
     )
   )

@@ -112,6 +112,8 @@ const encodeEvent = Schema.encode(TenantEvent)
 export interface PgStoreOptions {
   /** How long any operation may take, a write's resolution of an unknown commit included. */
   readonly timeout: Duration.Duration
+  /** Whether lookups made while others run share one query. */
+  readonly batchLookups: boolean
 }
 
 export const makePgStore = (options: PgStoreOptions) =>
@@ -311,23 +313,27 @@ export const makePgStore = (options: PgStoreOptions) =>
     // normalised, as the lookups normalise their input), so each row answers the key it holds.
     const firstRow = (rows: ReadonlyArray<TenantRow>) => Option.fromNullable(rows[0])
     const scope = yield* Effect.scope
-    const liveBy = (column: "id" | "code" | "domain") =>
-      makeLookupBatcher<TenantRow, SqlError>({
-        one: (key) =>
-          Effect.map(
-            sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} = ${key} AND deleted_at IS NULL`,
-            firstRow
-          ),
-        many: (keys) =>
-          Effect.map(
-            sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${
-              sql.in(keys)
-            } AND deleted_at IS NULL`,
-            (rows) => new Map(rows.map((row) => [row[column] as string, row]))
-          ),
-        maxBatch: MAX_LOOKUP_BATCH,
-        scope
-      })
+    const liveBy = (column: "id" | "code" | "domain") => {
+      const one = (key: string) =>
+        Effect.map(
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} = ${key} AND deleted_at IS NULL`,
+          firstRow
+        )
+      return options.batchLookups
+        ? makeLookupBatcher<TenantRow, SqlError>({
+          one,
+          many: (keys) =>
+            Effect.map(
+              sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${
+                sql.in(keys)
+              } AND deleted_at IS NULL`,
+              (rows) => new Map(rows.map((row) => [row[column] as string, row]))
+            ),
+          maxBatch: MAX_LOOKUP_BATCH,
+          scope
+        })
+        : one
+    }
     const liveById = liveBy("id")
     const liveByCode = liveBy("code")
     const liveByDomain = liveBy("domain")
