@@ -1,6 +1,7 @@
 /**
  * Two tiers: a memory tier in front of Redis (ioredis), for reads that do not leave the process, with every
- * invalidation broadcast over Redis pub/sub so that every instance drops its memory copy.
+ * invalidation broadcast over Redis pub/sub so that every instance drops its memory copy. Redis is a server the
+ * layer connects to (`layer`), or a `Redis` or `Cluster` client the application owns (`layerClient`).
  *
  * @example
  * ```ts
@@ -21,6 +22,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import type { Cluster, Redis } from "ioredis"
 import { CacheError } from "../CacheError.js"
 import type { Marks } from "../CacheStore.js"
 import { CacheStore, DECIMAL_MARK, makeMemory } from "../CacheStore.js"
@@ -46,6 +48,15 @@ export type {
 } from "../internal/redisSettings.js"
 
 /**
+ * The two tiers' options on a client the application owns (see {@link layerClient}): those of {@link Options}
+ * but the URL. `connectTimeout` bounds how long the store waits for its first subscription before serving.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type ClientOptions = Omit<Options, "url">
+
+/**
  * Two tiers: a memory tier in front of Redis, for reads that do not leave the process, with every invalidation
  * broadcast over Redis pub/sub (channel `<prefix>invalidations`) so that every instance drops its memory copy.
  *
@@ -59,15 +70,23 @@ export type {
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<CacheStore["Type"], never, Scope.Scope> =>
+  Effect.flatMap(acquireClient(options), (client) => makeClient(client, options))
+
+/**
+ * The two tiers (see {@link make}) on a client the application owns and closes: a `Redis` or a `Cluster`. The
+ * connection that hears broadcasts is the store's own, closed with the scope. On a Cluster it is a connection
+ * to one node (a `PUBLISH` reaches every node), moved to another node when that one stays unreachable.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeClient = (
+  client: Redis | Cluster,
+  options: ClientOptions = {}
+): Effect.Effect<CacheStore["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const client = yield* acquireClient(options)
     const settings = storeSettings(options)
     const channel = `${settings.prefix}invalidations`
-    const subscriber = yield* Effect.acquireRelease(
-      Effect.sync(() => client.duplicate({ enableOfflineQueue: true, lazyConnect: true, autoResubscribe: false })),
-      (subscriber) => Effect.sync(() => subscriber.disconnect())
-    )
-    subscriber.on("error", () => undefined)
     // Broadcasts in the order they came: keys to drop, and marks (see `Marks`) that say every key broadcast
     // before them has been.
     const heard = yield* Queue.unbounded<ReadonlyArray<string> | { readonly name: string; readonly mark: bigint }>()
@@ -116,21 +135,8 @@ export const make = (options: Options): Effect.Effect<CacheStore["Type"], never,
       subscribed = false
       heardMarks.clear()
     }
-    subscriber.on("close", lost)
-    subscriber.on("end", lost)
-    subscriber.on("reconnecting", lost)
     const firstSubscription = yield* Deferred.make<void>()
-    subscriber.on("ready", () => {
-      subscriber.subscribe(channel).then(
-        () => {
-          tiered.forgetAllLocal()
-          subscribed = subscriber.status === "ready"
-          Deferred.unsafeDone(firstSubscription, Exit.void)
-        },
-        lost
-      )
-    })
-    subscriber.on("message", (_channel: string, message: string) => {
+    const hear = (message: string) => {
       try {
         const keys: unknown = JSON.parse(message)
         if (Array.isArray(keys)) Queue.unsafeOffer(heard, keys.filter((key) => typeof key === "string"))
@@ -143,12 +149,27 @@ export const make = (options: Options): Effect.Effect<CacheStore["Type"], never,
       } catch {
         lost()
       }
-    })
+    }
+    const listen = (subscriber: Redis) => {
+      subscriber.on("error", () => undefined)
+      subscriber.on("close", lost)
+      subscriber.on("end", lost)
+      subscriber.on("reconnecting", lost)
+      subscriber.on("ready", () => {
+        subscriber.subscribe(channel).then(
+          () => {
+            tiered.forgetAllLocal()
+            subscribed = subscriber.status === "ready"
+            Deferred.unsafeDone(firstSubscription, Exit.void)
+          },
+          lost
+        )
+      })
+      subscriber.on("message", (_channel: string, message: string) => hear(message))
+    }
+    yield* isCluster(client) ? subscribeOnCluster(client, listen) : subscribeOnNode(client, listen)
     // Serve with both tiers from the start when Redis is there; without it, start anyway (Redis only).
-    yield* Effect.zipRight(
-      Effect.promise(() => subscriber.connect().catch(() => undefined)),
-      Deferred.await(firstSubscription)
-    ).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
+    yield* Deferred.await(firstSubscription).pipe(Effect.timeoutOption(options.connectTimeout ?? Duration.seconds(1)))
     yield* Queue.take(heard).pipe(
       Effect.flatMap((message) =>
         "mark" in message
@@ -180,6 +201,79 @@ export const make = (options: Options): Effect.Effect<CacheStore["Type"], never,
     return { ...tiered.store, address: shared.address, ping: shared.ping, marks }
   })
 
+const isCluster = (client: Redis | Cluster): client is Cluster => client.isCluster
+
+/** On a single node: a second connection to it, which reconnects by itself, never resubscribing unnoticed. */
+const subscribeOnNode = (client: Redis, listen: (subscriber: Redis) => void): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const subscriber = client.duplicate({ enableOfflineQueue: true, lazyConnect: true, autoResubscribe: false })
+      listen(subscriber)
+      subscriber.connect().catch(() => undefined)
+      return subscriber
+    }),
+    (subscriber) => Effect.sync(() => subscriber.disconnect())
+  ).pipe(Effect.asVoid)
+
+/** Reconnections to one node before the subscription moves to another: about a second of trying. */
+const NODE_RECONNECTIONS = 4
+
+/**
+ * On a Cluster: a connection of the store's own to one node, since a `PUBLISH` reaches every node. The Cluster's
+ * own subscriber would not do: it moves between nodes and resubscribes without a word, so the store could not
+ * tell that broadcasts were missed meanwhile. When the node stays unreachable, the connection ends (the store has
+ * stopped trusting its memory tier already) and another node, picked from those the Cluster knows then, is tried.
+ */
+const subscribeOnCluster = (
+  cluster: Cluster,
+  listen: (subscriber: Redis) => void
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let closed = false
+      let current: Redis | undefined
+      let waitingForCluster = false
+      let nextAttempt: ReturnType<typeof setTimeout> | undefined
+      const addressOf = (node: Redis) => `${node.options.host}:${node.options.port}`
+      const connectToANode = (unreachable?: string) => {
+        waitingForCluster = false
+        nextAttempt = undefined
+        if (closed) return
+        const nodes = cluster.nodes("all")
+        const others = nodes.filter((node) => addressOf(node) !== unreachable)
+        const candidates = others.length > 0 ? others : nodes
+        const node = candidates[Math.floor(Math.random() * candidates.length)]
+        if (node === undefined) {
+          // The Cluster has not found its nodes yet: it says when it has.
+          waitingForCluster = true
+          cluster.once("ready", connectToANode)
+          return
+        }
+        const subscriber = node.duplicate({
+          enableOfflineQueue: true,
+          lazyConnect: true,
+          autoResubscribe: false,
+          readOnly: false,
+          retryStrategy: (attempt: number) => attempt > NODE_RECONNECTIONS ? null : 100 * attempt
+        })
+        current = subscriber
+        listen(subscriber)
+        subscriber.once("end", () => {
+          if (!closed && current === subscriber) nextAttempt = setTimeout(connectToANode, 100, addressOf(node))
+        })
+        subscriber.connect().catch(() => undefined)
+      }
+      connectToANode()
+      return () => {
+        closed = true
+        if (waitingForCluster) cluster.off("ready", connectToANode)
+        if (nextAttempt !== undefined) clearTimeout(nextAttempt)
+        current?.disconnect()
+      }
+    }),
+    (close) => Effect.sync(close)
+  ).pipe(Effect.asVoid)
+
 /**
  * The two tiers (see {@link make}); the clients are closed with the layer.
  *
@@ -187,6 +281,25 @@ export const make = (options: Options): Effect.Effect<CacheStore["Type"], never,
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped(CacheStore, make(options))
+
+/**
+ * The two tiers on a client the application owns and closes: a `Redis` or a `Cluster` (see {@link makeClient}).
+ * The connection that hears broadcasts is the layer's own, closed with it.
+ *
+ * @example
+ * ```ts
+ * import { Cluster } from "ioredis"
+ * import * as CacheStoreTiered from "tenant-infra/CacheStore/Tiered"
+ *
+ * const cluster = new Cluster([{ host: "127.0.0.1", port: 7000 }])
+ * const store = CacheStoreTiered.layerClient(cluster, { prefix: "billing:" })
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerClient = (client: Redis | Cluster, options: ClientOptions = {}): Layer.Layer<CacheStore> =>
+  Layer.scoped(CacheStore, makeClient(client, options))
 
 /**
  * {@link layer} with its options read from `Config`. The environment variables of `TenantInfra` (`REDIS_URL`,

@@ -3,16 +3,19 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
+import type { Cluster } from "ioredis"
+import { randomUUID } from "node:crypto"
 import * as CacheStore from "../../src/CacheStore.js"
 import * as CacheStoreRedis from "../../src/CacheStore/Redis.js"
 import * as CacheStoreTiered from "../../src/CacheStore/Tiered.js"
 import { freshPrefix, REDIS_URL } from "./redis.js"
+import { clusterClient, RedisClusterUnderTest } from "./redisCluster.js"
 
-/** A CacheStore layer to run a suite against, and how to let time pass for it. */
-export interface CacheBackend {
+/** A CacheStore layer to run a suite against (needing `R`: a Redis Cluster, say), and how to let time pass for it. */
+export interface CacheBackend<R = never> {
   readonly name: string
   /** A fresh, empty store (for Redis: under a key prefix of its own). */
-  readonly layer: Layer.Layer<CacheStore.CacheStore, unknown>
+  readonly layer: Layer.Layer<CacheStore.CacheStore, unknown, R>
   /** Lets `duration` pass for the store's clock: TestClock for memory, real time for Redis. */
   readonly elapse: (duration: Duration.DurationInput) => Effect.Effect<void>
 }
@@ -55,3 +58,35 @@ export const tieredBackend: CacheBackend = {
 
 /** Every CacheStore layer; suites loop over it, so a new layer is tested by adding it here. */
 export const cacheBackends: ReadonlyArray<CacheBackend> = [memoryBackend, redisBackend, tieredBackend]
+
+/**
+ * A store on a `Cluster` client of the suite's own Redis Cluster (see `layerOwnRedisCluster`), under a prefix of
+ * its own; the client is disconnected with the layer. The cluster goes with the suite, so its keys need no cleanup.
+ */
+const onCluster = (store: (client: Cluster, prefix: string) => Layer.Layer<CacheStore.CacheStore>) =>
+  Layer.unwrapScoped(
+    Effect.map(
+      Effect.flatMap(RedisClusterUnderTest, clusterClient),
+      (client) => store(client, `test:${randomUUID().slice(0, 8)}:`)
+    )
+  )
+
+export const redisClusterBackend: CacheBackend<RedisClusterUnderTest> = {
+  name: "redis cluster",
+  layer: onCluster((client, prefix) => CacheStoreRedis.layerClient(client, { prefix, commandTimeout })),
+  elapse: redisBackend.elapse
+}
+
+export const tieredClusterBackend: CacheBackend<RedisClusterUnderTest> = {
+  name: "memory+redis cluster",
+  layer: onCluster((client, prefix) =>
+    CacheStoreTiered.layerClient(client, { prefix, commandTimeout, connectTimeout: "5 seconds" })
+  ),
+  elapse: tieredBackend.elapse
+}
+
+/** The CacheStore layers on a Redis Cluster: `CacheStoreCluster.test.ts` runs the suite on each. */
+export const clusterCacheBackends: ReadonlyArray<CacheBackend<RedisClusterUnderTest>> = [
+  redisClusterBackend,
+  tieredClusterBackend
+]
