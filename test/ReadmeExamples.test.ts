@@ -89,7 +89,16 @@ describe("README examples", () => {
             findById: () => Effect.succeedNone,
             findByCode: () => Effect.succeedNone,
             findByDomain: () => Effect.succeedNone,
-            list: () => Effect.succeed({ items: [], total: 0, page: 1, pageSize: 20, pageCount: 0 }),
+            list: () =>
+              Effect.succeed({
+                items: [],
+                total: 0,
+                totalIs: "exact",
+                page: 1,
+                pageSize: 20,
+                pageCount: 0,
+                nextCursor: undefined
+              }),
             countByStatus: Effect.succeed({ pending: 0, active: 0, suspended: 0, deleted: 0 })
           })
         )

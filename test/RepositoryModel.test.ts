@@ -338,8 +338,25 @@ const runSequence = (
         }
         case "list": {
           const query = Model.listQueryInput(command.query)
-          const page = yield* onEvery("list", label, (repository) => repository.list(query as never))
+          let page = yield* onEvery("list", label, (repository) => repository.list(query as never))
           if (Exit.isSuccess(page)) stats.listedTenants += page.value.items.length
+          // The pages after it, each after the cursor every layer gave (they agree, or the check above failed).
+          const continued = Object.fromEntries(Object.entries(query).filter(([field]) => field !== "page"))
+          for (let step = 1; step <= command.follow; step++) {
+            if (Exit.isFailure(page) || page.value.nextCursor === undefined) break
+            const flip = command.flipLast && step === command.follow
+            const next = {
+              ...continued,
+              after: page.value.nextCursor,
+              ...(flip ? { sortDirection: query["sortDirection"] === "asc" ? "desc" : "asc" } : {})
+            }
+            page = yield* onEvery(
+              flip ? "list after (flipped)" : "list after",
+              `${label}: page ${step + 1}${flip ? ", the other direction" : ""}`,
+              (repository) => repository.list(next as never)
+            )
+            if (Exit.isSuccess(page)) stats.listedTenants += page.value.items.length
+          }
           break
         }
         case "countByStatus": {

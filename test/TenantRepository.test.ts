@@ -10,7 +10,7 @@ import { Tenant } from "../src/Tenant.js"
 import type { TenantEvent } from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import { TenantOutbox } from "../src/TenantOutbox.js"
-import { MAX_PAGE_SIZE } from "../src/TenantQuery.js"
+import { type ListQueryInput, MAX_PAGE_SIZE, type Page } from "../src/TenantQuery.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { TenantAlreadyExists } from "../src/TenantRepositoryError.js"
@@ -417,7 +417,10 @@ for (const [backend, backendLayer] of backends) {
             const pages = yield* Effect.forEach([1, 2, 3, 4], (page) => repo.list({ ...query, page }))
             assert.deepStrictEqual(pages.map((page) => page.items.length), [2, 2, 1, 0])
             assert.deepStrictEqual(pages.map((page) => [page.total, page.pageCount]), [[5, 3], [5, 3], [5, 3], [5, 3]])
+            assert.deepStrictEqual(pages.map((page) => page.totalIs), ["exact", "exact", "exact", "exact"])
             assert.deepStrictEqual(pages.flatMap((page) => ids(page.items)), ids(tenants))
+            // A cursor wherever a tenant follows the page; none on the last page (one row more is read to know).
+            assert.deepStrictEqual(pages.map((page) => page.nextCursor !== undefined), [true, true, false, false])
 
             const empty = yield* repo.list({ search: uniqueCode() })
             assert.deepStrictEqual([empty.items.length, empty.total, empty.pageCount], [0, 0, 0])
@@ -447,6 +450,210 @@ for (const [backend, backendLayer] of backends) {
             )
             if (range._tag !== "InvalidInput") return assert.fail(`expected InvalidInput, got ${range._tag}`)
             assert.deepStrictEqual(range.fields, ["createdBefore"])
+          }))
+      })
+
+      describe("keyset paging (after a cursor)", () => {
+        /** Follows `nextCursor` from the first page to the last; at most 50 pages, so a cursor loop fails fast. */
+        const walk = (
+          query: ListQueryInput,
+          between: (page: Page) => Effect.Effect<void, unknown, TenantRepository.TenantRepository> = () => Effect.void
+        ) =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const pages: Array<Page> = []
+            let after: string | undefined
+            do {
+              const page = yield* repo.list(after === undefined ? query : { ...query, after })
+              pages.push(page)
+              if (pages.length > 50) return assert.fail(`the walk did not end: ${pages.length} pages`)
+              yield* between(page)
+              after = page.nextCursor
+            } while (after !== undefined)
+            return pages
+          })
+
+        /** Tenants with ties in every sort: names equal once lower-cased, creation (and update) times shared. */
+        const withTies = (window: ReturnType<typeof uniqueWindow>) =>
+          Effect.gen(function*() {
+            const names = ["Twin", "twin", "Alpha", "TWIN", "beta", "alpha", "Zeta", "Twin", "Émile"]
+            const seconds = [1, 1, 1, 2, 2, 3, 4, 4, 4]
+            const tenants: Array<Tenant> = []
+            for (const [i, name] of names.entries()) {
+              tenants.push(
+                yield* inserted({ name, code: uniqueCode(["b", "a", "c"][i % 3]) }, window.at(seconds[i] ?? 0))
+              )
+            }
+            return tenants
+          })
+
+        it.effect("walks every sort both ways: each tenant once, in the order of one long page, ties and all", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const window = uniqueWindow()
+            const tenants = yield* withTies(window)
+            const range = { createdFrom: window.createdFrom, createdBefore: window.createdBefore }
+            for (const sortBy of ["name", "code", "createdAt", "updatedAt"] as const) {
+              for (const sortDirection of ["asc", "desc"] as const) {
+                const label = `${sortBy} ${sortDirection}`
+                const whole = ids(
+                  (yield* repo.list({ ...range, sortBy, sortDirection, pageSize: MAX_PAGE_SIZE })).items
+                )
+                assert.sameMembers(whole, ids(tenants), label)
+                const pages = yield* walk({ ...range, sortBy, sortDirection, pageSize: 2 })
+                assert.deepStrictEqual(pages.flatMap((page) => ids(page.items)), whole, label)
+                assert.deepStrictEqual(pages.map((page) => page.items.length), [2, 2, 2, 2, 1], label)
+                assert.deepStrictEqual(pages.map((page) => page.page), [1, 2, 3, 4, 5], label)
+                assert.deepStrictEqual(pages.map((page) => [page.total, page.pageCount]), Array.replicate([9, 5], 5))
+              }
+            }
+          }))
+
+        it.effect("goes on from a page asked by number, and numbers the pages after it", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const window = uniqueWindow()
+            yield* withTies(window)
+            const query = {
+              createdFrom: window.createdFrom,
+              createdBefore: window.createdBefore,
+              sortBy: "name",
+              pageSize: 3
+            } as const
+            const second = yield* repo.list({ ...query, page: 2 })
+            assert.isDefined(second.nextCursor)
+            const third = yield* repo.list({ ...query, page: 1, after: second.nextCursor ?? "" })
+            assert.deepStrictEqual(ids(third.items), ids((yield* repo.list({ ...query, page: 3 })).items))
+            assert.deepStrictEqual([third.page, third.total, third.pageCount, third.nextCursor], [3, 9, 3, undefined])
+          }))
+
+        it.effect("sees each tenant once while others are written around the walk, where page numbers repeat", () =>
+          Effect.gen(function*() {
+            const window = uniqueWindow()
+            const tenants: Array<Tenant> = []
+            for (let second = 10; second < 16; second++) tenants.push(yield* inserted({}, window.at(second)))
+            const query = {
+              createdFrom: window.createdFrom,
+              createdBefore: window.createdBefore,
+              sortBy: "createdAt",
+              sortDirection: "asc",
+              pageSize: 2
+            } as const
+            const written: Array<Tenant> = []
+            const pages = yield* walk(query, (page) =>
+              Effect.gen(function*() {
+                if (page.page === 1) {
+                  // One tenant before the walk's position, which it must not see, and one after, which it must.
+                  yield* inserted({}, window.at(5))
+                  written.push(yield* inserted({}, window.at(20)))
+                }
+                // The row the cursor points at goes away: the walk goes on from its position all the same.
+                const last = page.items[page.items.length - 1]
+                if (page.page === 2 && last !== undefined) yield* transition(last, TenantLifecycle.softDelete)
+              }))
+            assert.deepStrictEqual(pages.flatMap((page) => ids(page.items)), ids([...tenants, ...written]))
+
+            // Page numbers count rows from the start, so the tenant inserted before shifts the page boundary.
+            const repo = yield* repository
+            const first = yield* repo.list({ ...query, page: 1 })
+            yield* inserted({}, window.at(1))
+            const second = yield* repo.list({ ...query, page: 2 })
+            assert.includeMembers(ids(second.items), ids(first.items).slice(1))
+          }))
+
+        it.effect("counts exactly, by estimate (exact below the threshold) or not at all", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const window = uniqueWindow()
+            yield* withTies(window)
+            const query = { createdFrom: window.createdFrom, createdBefore: window.createdBefore, pageSize: 4 }
+            const exact = yield* repo.list(query)
+            assert.deepStrictEqual([exact.total, exact.pageCount, exact.totalIs], [9, 3, "exact"])
+            const estimated = yield* repo.list({ ...query, count: "estimate" })
+            assert.deepStrictEqual(estimated, exact)
+
+            // Not counted: at least the tenants the walk has seen, and one more while a next page exists.
+            const pages = yield* walk({ ...query, count: "none" })
+            assert.deepStrictEqual(pages.map((page) => [page.total, page.pageCount, page.totalIs]), [
+              [5, 2, "atLeast"],
+              [9, 3, "atLeast"],
+              [9, 3, "atLeast"]
+            ])
+            assert.deepStrictEqual(
+              pages.flatMap((page) => ids(page.items)),
+              ids((yield* walk(query)).flatMap((page) => page.items))
+            )
+            const pastTheEnd = yield* repo.list({ ...query, count: "none", page: 4 })
+            assert.deepStrictEqual([pastTheEnd.items.length, pastTheEnd.total, pastTheEnd.nextCursor], [
+              0,
+              0,
+              undefined
+            ])
+            const bad = yield* Effect.flip(repo.list({ count: "approximate" as "none" }))
+            if (bad._tag !== "InvalidInput") return assert.fail(`expected InvalidInput, got ${bad._tag}`)
+            assert.deepStrictEqual(bad.fields, ["count"])
+          }))
+
+        it.effect("refuses a cursor that does not decode or belongs to another sort, and a page number beside one", () =>
+          Effect.gen(function*() {
+            const repo = yield* repository
+            const window = uniqueWindow()
+            yield* withTies(window)
+            const query = {
+              createdFrom: window.createdFrom,
+              createdBefore: window.createdBefore,
+              sortBy: "name",
+              sortDirection: "asc",
+              pageSize: 2
+            } as const
+            const cursor = (yield* repo.list(query)).nextCursor ?? assert.fail("no cursor")
+            const refusal = (input: ListQueryInput) =>
+              Effect.flatMap(Effect.flip(repo.list(input)), (error) =>
+                error._tag === "InvalidInput" ?
+                  Effect.succeed(error) :
+                  Effect.dieMessage(`expected InvalidInput, got ${error._tag}`))
+            const base64url = (json: unknown) => Buffer.from(JSON.stringify(json)).toString("base64url")
+            const id = yield* TenantLifecycle.newTenantId
+
+            const garbage = yield* refusal({ ...query, after: "not a cursor!" })
+            assert.deepStrictEqual(garbage.fields, ["after"])
+            assert.include(garbage.message, `"not a cursor!"`)
+            const long = yield* refusal({ ...query, after: "x".repeat(1_500) })
+            assert.deepStrictEqual(long.fields, ["after"])
+            assert.include(long.message, "(1500 characters)")
+            assert.isBelow(long.message.length, 200)
+            const tooLong = yield* refusal({ ...query, after: cursor + "x".repeat(3_000) })
+            assert.deepStrictEqual(tooLong.fields, ["after"])
+            assert.include(tooLong.message, `(${cursor.length + 3_000} characters)`)
+            // Lists that decode but are no cursor: a number for a name, a bad id, a NUL (which PostgreSQL cannot
+            // compare), a time outside the years 1-9999, a negative count, an unknown sort.
+            for (
+              const fields of [
+                ["name", "asc", 1, id, 2],
+                ["name", "asc", "twin", "nope", 2],
+                ["name", "asc", "a\u0000", id, 2],
+                ["createdAt", "asc", Date.parse("+010000-01-01T00:00:00Z"), id, 2],
+                ["name", "asc", "twin", id, -1],
+                ["email", "asc", "twin", id, 2],
+                { sortBy: "name" }
+              ]
+            ) {
+              const error = yield* refusal({ ...query, after: base64url(fields) })
+              assert.deepStrictEqual(error.fields, ["after"], JSON.stringify(fields))
+            }
+
+            const otherField = yield* refusal({ ...query, sortBy: "code", after: cursor })
+            assert.deepStrictEqual(otherField.fields, ["after"])
+            assert.match(otherField.message, /sorted by name asc, not code asc/)
+            const otherDirection = yield* refusal({ ...query, sortDirection: "desc", after: cursor })
+            assert.deepStrictEqual(otherDirection.fields, ["after"])
+            const defaults = yield* refusal({ after: cursor })
+            assert.match(defaults.message, /not createdAt desc/)
+
+            const both = yield* refusal({ ...query, page: 2, after: cursor })
+            assert.deepStrictEqual(both.fields, ["page"])
+            assert.match(both.message, /after/)
+            assert.lengthOf((yield* repo.list({ ...query, page: 1, after: cursor })).items, 2)
           }))
       })
 

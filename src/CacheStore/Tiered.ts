@@ -51,7 +51,7 @@ export type {
  * The two tiers' options on a client the application owns (see {@link layerClient}): those of {@link Options}
  * but the URL. `connectTimeout` bounds how long the store waits for its first subscription before serving.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type ClientOptions = Omit<Options, "url">
@@ -77,7 +77,7 @@ export const make = (options: Options): Effect.Effect<CacheStore["Type"], never,
  * connection that hears broadcasts is the store's own, closed with the scope. On a Cluster it is a connection
  * to one node (a `PUBLISH` reaches every node), moved to another node when that one stays unreachable.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const makeClient = (
@@ -295,7 +295,7 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped
  * const store = CacheStoreTiered.layerClient(cluster, { prefix: "billing:" })
  * ```
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerClient = (client: Redis | Cluster, options: ClientOptions = {}): Layer.Layer<CacheStore> =>

@@ -167,10 +167,13 @@ export const makeMemoryStore = Effect.sync(() => {
         )
     },
     list: (input) =>
-      Effect.map(Rules.decodeListQuery(input ?? {}), (query) => {
+      Effect.map(Rules.decodeListRequest(input ?? {}), (request) => {
+        const { after, query } = request
         const matching = Array.from(tenants.values()).filter(Rules.matches(query)).sort(Rules.listOrder(query))
-        const offset = Rules.offsetOf(query)
-        return Rules.pageOf(query, matching.slice(offset, offset + query.pageSize).map(copyTenant), matching.length)
+        const following = after === undefined ? -1 : matching.findIndex(Rules.comesAfter(query, after))
+        const start = after === undefined ? Rules.offsetOf(request) : following === -1 ? matching.length : following
+        const rows = matching.slice(start, start + Rules.rowsToRead(request)).map(copyTenant)
+        return Rules.pageOf(request, rows, query.count === "none" ? "none" : { exact: matching.length })
       }),
     countByStatus: Effect.sync(() => {
       const counts = Rules.zeroCounts()

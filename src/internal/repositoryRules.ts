@@ -3,6 +3,7 @@
  * invariants, search normalisation, sort keys, paging.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as InvalidInput from "../InvalidInput.js"
 import type { Tenant, TenantStatus } from "../Tenant.js"
@@ -12,15 +13,16 @@ import {
   normalizeCode,
   normalizeHostname,
   normalizeName,
+  StorableText,
   TenantCode,
   TenantId
 } from "../Tenant.js"
 import type { TenantCreated, TenantEvent } from "../TenantEvent.js"
 import { MAX_LIST_LIMIT } from "../TenantOutbox.js"
-import type { Page } from "../TenantQuery.js"
-import { ListQuery } from "../TenantQuery.js"
+import type { Page, SortField } from "../TenantQuery.js"
+import { ListQuery, SortDirection } from "../TenantQuery.js"
 
-export const decodeListQuery = InvalidInput.decode("list query", ListQuery, { dates: true })
+const decodeListQuery = InvalidInput.decode("list query", ListQuery, { dates: true })
 
 /** The lower-cased name that search matches and name sorting orders by. */
 export const nameKey = (name: string): string => name.toLowerCase()
@@ -54,18 +56,52 @@ export const compareCodePoints = (a: string, b: string): number => {
 
 const fixUp = (unit: number): number => unit >= 0xd800 ? (unit >= 0xe000 ? unit - 0x800 : unit + 0x2000) : unit
 
-const compareBy: Record<ListQuery["sortBy"], (a: Tenant, b: Tenant) => number> = {
-  name: (a, b) => compareCodePoints(nameKey(a.name), nameKey(b.name)),
-  code: (a, b) => compareCodePoints(a.code, b.code),
-  createdAt: (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
-  updatedAt: (a, b) => a.updatedAt.getTime() - b.updatedAt.getTime()
+/** A tenant's place in a sort order: the text of a name (its key) or code, the milliseconds of a time. */
+type SortValue = string | number
+
+const textValueOf: Record<"name" | "code", (tenant: Tenant) => string> = {
+  name: (tenant) => nameKey(tenant.name),
+  code: (tenant) => tenant.code
+}
+
+const timeValueOf: Record<"createdAt" | "updatedAt", (tenant: Tenant) => number> = {
+  createdAt: (tenant) => tenant.createdAt.getTime(),
+  updatedAt: (tenant) => tenant.updatedAt.getTime()
+}
+
+const sortValueOf = (field: SortField): (tenant: Tenant) => SortValue =>
+  field === "name" || field === "code" ? textValueOf[field] : timeValueOf[field]
+
+// A sort field's values are all text or all numbers (the cursor's schema holds it to that too).
+const compareValues = (a: SortValue, b: SortValue): number =>
+  typeof a === "number" && typeof b === "number" ? a - b : compareCodePoints(String(a), String(b))
+
+/** Where a page read `after` a cursor starts: just past the previous page's last row. */
+export interface ListPosition {
+  /** The last row's sort value: text for `name` (its lower-cased key) and `code`, milliseconds for times. */
+  readonly value: SortValue
+  readonly id: string
+  /** How many rows the walk has read up to and including that row, which numbers the pages that follow. */
+  readonly seen: number
 }
 
 /** The list order: the sort field, then the id, both in the query's direction. */
 export const listOrder = (query: ListQuery) => {
   const sign = query.sortDirection === "asc" ? 1 : -1
-  const primary = compareBy[query.sortBy]
-  return (a: Tenant, b: Tenant): number => sign * (primary(a, b) || compareCodePoints(a.id, b.id))
+  const valueOf = sortValueOf(query.sortBy)
+  return (a: Tenant, b: Tenant): number =>
+    sign * (compareValues(valueOf(a), valueOf(b)) || compareCodePoints(a.id, b.id))
+}
+
+/**
+ * Whether a tenant comes after a position in the list order: `(value, id) > (last value, last id)` ascending,
+ * `<` descending; PostgreSQL's keyset predicate (see `pgList`) says the same of the same values.
+ */
+export const comesAfter = (query: ListQuery, position: ListPosition) => {
+  const sign = query.sortDirection === "asc" ? 1 : -1
+  const valueOf = sortValueOf(query.sortBy)
+  return (tenant: Tenant): boolean =>
+    sign * (compareValues(valueOf(tenant), position.value) || compareCodePoints(tenant.id, position.id)) > 0
 }
 
 export const matches = (query: ListQuery) => {
@@ -79,15 +115,101 @@ export const matches = (query: ListQuery) => {
     (query.createdBefore === undefined || tenant.createdAt.getTime() < query.createdBefore.getTime())
 }
 
-export const offsetOf = (query: ListQuery): number => (query.page - 1) * query.pageSize
+// A cursor is base64url of a short JSON list: [sortBy, sortDirection, value, id, seen]. Text values are text every
+// store can hold and times are within the years every store can hold, so a cursor that decodes never makes
+// PostgreSQL fail where memory would answer.
+const Seen = Schema.Int.pipe(Schema.nonNegative())
+const TimeMillis = Schema.Int.pipe(
+  Schema.between(Date.parse("0001-01-01T00:00:00.000Z"), Date.parse("9999-12-31T23:59:59.999Z"))
+)
+const CursorFields = Schema.Union(
+  Schema.Tuple(Schema.Literal("name", "code"), SortDirection, StorableText, TenantId, Seen),
+  Schema.Tuple(Schema.Literal("createdAt", "updatedAt"), SortDirection, TimeMillis, TenantId, Seen)
+)
+const Cursor = Schema.compose(Schema.StringFromBase64Url, Schema.parseJson(CursorFields))
+const decodeCursor = Schema.decodeUnknownEither(Cursor)
+const encodeCursor = Schema.encodeSync(Cursor)
 
-export const pageOf = (query: ListQuery, items: ReadonlyArray<Tenant>, total: number): Page => ({
-  items,
-  total,
-  page: query.page,
-  pageSize: query.pageSize,
-  pageCount: Math.ceil(total / query.pageSize)
-})
+/** The cursor of the page that follows `last`, the `seen`th row of the walk. */
+const cursorAfter = (query: ListQuery, last: Tenant, seen: number): string =>
+  encodeCursor(
+    query.sortBy === "name" || query.sortBy === "code" ?
+      [query.sortBy, query.sortDirection, textValueOf[query.sortBy](last), last.id, seen] :
+      [query.sortBy, query.sortDirection, timeValueOf[query.sortBy](last), last.id, seen]
+  )
+
+/** A list query and, when it continues from a cursor, the position it continues from. */
+export interface ListRequest {
+  readonly query: ListQuery
+  readonly after: ListPosition | undefined
+}
+
+const positionOf = (query: ListQuery, after: string): Either.Either<ListPosition, InvalidInput.InvalidInput> =>
+  Either.match(decodeCursor(after), {
+    onLeft: () =>
+      Either.left(InvalidInput.InvalidInput.single(
+        "list query",
+        ["after"],
+        `must be the nextCursor of a page of this list, got ${InvalidInput.preview(after)}`
+      )),
+    onRight: ([sortBy, sortDirection, value, id, seen]) =>
+      sortBy === query.sortBy && sortDirection === query.sortDirection ?
+        Either.right({ value, id, seen }) :
+        Either.left(InvalidInput.InvalidInput.single(
+          "list query",
+          ["after"],
+          `is a cursor of a list sorted by ${sortBy} ${sortDirection}, not ${query.sortBy} ${query.sortDirection}: ` +
+            `ask with the sort it was made for, or start again without after`
+        ))
+  })
+
+/** Decodes a list query (see `TenantQuery.ListQuery`), with the position its `after` cursor names. */
+export const decodeListRequest = (input: unknown): Either.Either<ListRequest, InvalidInput.InvalidInput> =>
+  Either.flatMap(
+    decodeListQuery(input),
+    (query): Either.Either<ListRequest, InvalidInput.InvalidInput> =>
+      query.after === undefined ?
+        Either.right({ query, after: undefined }) :
+        Either.map(positionOf(query, query.after), (after) => ({ query, after }))
+  )
+
+/** The rows a page skips when it is asked by number; one read `after` a cursor skips none. */
+export const offsetOf = ({ after, query }: ListRequest): number =>
+  after === undefined ? (query.page - 1) * query.pageSize : 0
+
+/** The rows to read for a page: one more than it holds, to know whether a next page exists. */
+export const rowsToRead = ({ query }: ListRequest): number => query.pageSize + 1
+
+/** How a layer counted the matching tenants: exactly, by the planner's estimate, or not at all. */
+export type Counted = { readonly exact: number } | { readonly estimate: number } | "none"
+
+/**
+ * The page of `rows`, read in the list order from the page's start (at most {@link rowsToRead}: any row past
+ * the page only says that a next page exists).
+ */
+export const pageOf = (request: ListRequest, rows: ReadonlyArray<Tenant>, counted: Counted): Page => {
+  const { after, query } = request
+  const items = rows.slice(0, query.pageSize)
+  const hasNext = rows.length > query.pageSize
+  const before = after === undefined ? offsetOf(request) : after.seen
+  const last = items[items.length - 1]
+  const fields = {
+    items,
+    page: after === undefined ? query.page : Math.floor(after.seen / query.pageSize) + 1,
+    pageSize: query.pageSize,
+    nextCursor: hasNext && last !== undefined ? cursorAfter(query, last, before + items.length) : undefined
+  }
+  const counts = (total: number) => ({ total, pageCount: Math.ceil(total / query.pageSize) })
+  if (counted === "none") {
+    // What the walk has seen: the rows before this page (unknown past the end of a page asked by number), the
+    // page, and the row that shows a next page exists.
+    const known = items.length > 0 || after !== undefined ? before + items.length + (hasNext ? 1 : 0) : 0
+    return { ...fields, ...counts(known), totalIs: "atLeast" }
+  }
+  return "exact" in counted ?
+    { ...fields, ...counts(counted.exact), totalIs: "exact" } :
+    { ...fields, ...counts(counted.estimate), totalIs: "estimate" }
+}
 
 export const zeroCounts = (): { -readonly [S in TenantStatus]: number } => ({
   pending: 0,

@@ -238,7 +238,32 @@ export interface ListQueryData {
   readonly sortDirection?: string
   readonly page?: number
   readonly pageSize?: number
+  readonly count?: string
+  /** A cursor typed by hand: the interpreter follows real ones (see the `list` command's `follow`). */
+  readonly after?: string
 }
+
+const base64url = (json: unknown): string => Buffer.from(JSON.stringify(json)).toString("base64url")
+
+/**
+ * Cursors that are not a page's: text that is no base64url, base64url of no JSON, and lists shaped almost like a
+ * cursor (a number for a name, text PostgreSQL cannot hold, a time past the year 9999, an id in upper case). The
+ * last ones are well formed, for a tenant of no sequence: each layer must continue from that position alike.
+ */
+const handTypedCursor: FastCheck.Arbitrary<string> = FastCheck.constantFrom(
+  "",
+  "not a cursor",
+  "eyJ9",
+  "x".repeat(2_049),
+  base64url(["name", "asc", 1, "00000000-0000-4000-8000-000000000000", 1]),
+  base64url(["name", "asc", "acme\u0000", "00000000-0000-4000-8000-000000000000", 1]),
+  base64url(["name", "asc", "acme", "00000000-0000-4000-8000-00000000000A", 1]),
+  base64url(["createdAt", "desc", 253402300800000, "00000000-0000-4000-8000-000000000000", 1]),
+  base64url(["name", "asc", "acme inc.", "00000000-0000-4000-8000-000000000000", 1]),
+  base64url(["name", "desc", "\ud801\udc28", "ffffffff-ffff-4fff-bfff-ffffffffffff", 7]),
+  base64url(["createdAt", "desc", BASE_TIME + 6_000, "80000000-0000-4000-8000-000000000000", 3]),
+  base64url(["code", "asc", "beta", "00000000-0000-4000-8000-000000000000", 0])
+)
 
 export const listQuery: FastCheck.Arbitrary<ListQueryData> = FastCheck.record({
   status: sometimes(
@@ -264,7 +289,9 @@ export const listQuery: FastCheck.Arbitrary<ListQueryData> = FastCheck.record({
       { weight: 12, arbitrary: FastCheck.integer({ min: 1, max: 4 }) },
       { weight: 1, arbitrary: FastCheck.constantFrom(0, 100, 101) }
     )
-  )
+  ),
+  count: sometimes(30, FastCheck.constantFrom("exact", "estimate", "none", "approximate")),
+  after: sometimes(5, handTypedCursor)
 }).map(defined)
 
 export const listQueryInput = (query: ListQueryData): Record<string, unknown> => ({
@@ -353,7 +380,14 @@ export type Command =
   | { readonly op: "findByCode"; readonly code: LookupTarget }
   | { readonly op: "findByDomain"; readonly domain: LookupTarget }
   | { readonly op: "lookupEverything"; readonly handle: number }
-  | { readonly op: "list"; readonly query: ListQueryData }
+  | {
+    readonly op: "list"
+    readonly query: ListQueryData
+    /** How many pages to read after the first, each `after` the `nextCursor` of the one before. */
+    readonly follow: number
+    /** Whether the last page followed flips the sort direction: its cursor belongs to the other one. */
+    readonly flipLast: boolean
+  }
   | { readonly op: "countByStatus" }
 
 const handle = FastCheck.nat(7)
@@ -429,7 +463,25 @@ export const command: FastCheck.Arbitrary<Command> = FastCheck.oneof(
     weight: 3,
     arbitrary: FastCheck.record({ op: FastCheck.constant("lookupEverything" as const), handle })
   },
-  { weight: 5, arbitrary: FastCheck.record({ op: FastCheck.constant("list" as const), query: listQuery }) },
+  {
+    weight: 5,
+    arbitrary: FastCheck.record({
+      op: FastCheck.constant("list" as const),
+      query: listQuery,
+      follow: FastCheck.oneof({ weight: 1, arbitrary: FastCheck.constant(0) }, {
+        weight: 2,
+        arbitrary: FastCheck.integer({ min: 1, max: 4 })
+      }),
+      flipLast: FastCheck.oneof({ weight: 9, arbitrary: FastCheck.constant(false) }, {
+        weight: 1,
+        arbitrary: FastCheck.constant(true)
+      }),
+      walkPageSize: FastCheck.integer({ min: 1, max: 2 })
+    }).map(({ walkPageSize, ...list }) =>
+      // A sequence holds a few tenants: pages of one or two leave pages for a walk to follow.
+      list.follow === 0 ? list : { ...list, query: { ...list.query, pageSize: walkPageSize } }
+    )
+  },
   { weight: 1, arbitrary: FastCheck.constant({ op: "countByStatus" as const }) }
 )
 
