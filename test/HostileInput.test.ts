@@ -158,6 +158,8 @@ const listPaths: ReadonlyArray<ReadonlyArray<string>> = [
   ["sortBy"],
   ["sortDirection"],
   ["page"],
+  ["after"],
+  ["count"],
   ["pageSize"]
 ]
 const optionPaths: ReadonlyArray<ReadonlyArray<string>> = [[], ["tenantId"], ["afterPosition"], ["limit"]]
