@@ -41,7 +41,8 @@ import { lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
 const TENANTS = 200
 const LARGE_TENANTS = 2_000
 const COMMAND_TIMEOUT_MILLIS = 200
-const GOAL = 1.15
+/** Issue 16's goal (it was 1.15). */
+const GOAL = 1.1
 /** Lookups per timed operation: one fiber's worth for the program, the same number of awaits for the others. */
 const BATCH = 50
 const PLAN: Harness.Plan = { warmup: 40, rounds: 15, opsPerRound: 40 }
@@ -183,7 +184,8 @@ const program = Effect.gen(function*() {
   // failed would have been answered by the repository in memory, faster than Redis.
   if (bentoLoads > 0) return yield* Effect.dieMessage(`bentocache missed ${bentoLoads} times in the timed rounds`)
   const after = yield* lookupCounts
-  const timedLookups = (PLAN.warmup + PLAN.rounds * PLAN.opsPerRound) * BATCH * 3
+  const plan = Harness.effectivePlan(PLAN)
+  const timedLookups = (plan.warmup + plan.rounds * plan.opsPerRound) * BATCH * 3
   if (after.misses !== before.misses || after.errors !== before.errors || after.hits - before.hits !== timedLookups) {
     return yield* Effect.dieMessage(
       `not every timed lookup was a hit: ${after.hits - before.hits} hits of ${timedLookups}, ` +

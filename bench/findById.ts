@@ -18,14 +18,14 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import pg from "pg"
-import { rowToProps, type TenantRow } from "../src/internal/pgRepository.js"
+import { rowToProps, type TenantRow } from "../src/internal/tenantFields.js"
 import * as Postgres from "../src/Postgres.js"
 import type { TenantId } from "../src/Tenant.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { freshSchemaNamed, urlWithSchema } from "../test/utils/postgres.js"
 import * as Harness from "./harness.js"
-import { lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
+import { FIND_BY_ID, lookupsInFiber, pick, seed, sequentially } from "./tenants.js"
 
 const TENANTS = 1_000
 const POOL_SIZE = 4
@@ -33,11 +33,6 @@ const GOAL = 1.3
 /** Lookups per timed operation: one fiber's worth for the program, the same number of awaits for the others. */
 const BATCH = 20
 const PLAN: Harness.Plan = { warmup: 50, rounds: 11, opsPerRound: 60 }
-
-/** The statement `internal/pgRepository.ts` compiles for `findById` without `includeDeleted`. */
-const FIND_BY_ID = "SELECT id, code, name, status, email, phone, locale, domain, settings, version, created_at, " +
-  "updated_at, deleted_at, status_changed_by, status_change_reason, status_changed_at " +
-  "FROM tenants WHERE id = $1 AND deleted_at IS NULL"
 
 const program = Effect.gen(function*() {
   const url = urlWithSchema(yield* freshSchemaNamed("bench"))

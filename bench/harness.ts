@@ -27,6 +27,29 @@ export interface Plan {
   readonly opsPerRound: number
 }
 
+let quick = false
+
+/**
+ * Smoke-test mode (`npm run bench -- --quick`): every plan is cut to at most 3 rounds of a quarter of its
+ * operations, to see benchmarks run end to end in little time. Its figures are not measurements.
+ */
+export const setQuick = (on: boolean): void => {
+  quick = on
+}
+
+/** Whether the run is a smoke test (see {@link setQuick}). */
+export const isQuick = (): boolean => quick
+
+/** The plan as it runs: `plan`, or its smoke-test cut. */
+export const effectivePlan = (plan: Plan): Plan =>
+  quick
+    ? {
+      warmup: Math.ceil(plan.warmup / 4),
+      rounds: Math.min(plan.rounds, 3),
+      opsPerRound: Math.ceil(plan.opsPerRound / 4)
+    }
+    : plan
+
 /** What one candidate did over every round; latencies are per operation, in microseconds. */
 export interface Measurement {
   readonly name: string
@@ -41,11 +64,63 @@ export interface Measurement {
   readonly batch: number
 }
 
-/** `numerator` time over `denominator` time, with the goal it is held to when there is one. */
+/**
+ * A figure held to a goal: by default the ratio of `ours`'s time over `baseline`'s (`unit` "x", the median of
+ * the per-round ratios), or a value in a unit of its own (messages per second, milliseconds, queries, bytes).
+ */
 export interface Comparison {
   readonly name: string
-  readonly ratio: number
+  /** The figure: a ratio of times when `unit` is "x" (the default), else a value in `unit`. */
+  readonly value: number
   readonly goal?: number
+  /** "x" for a ratio of times (the default), else the unit of `value`: "msg/s", "ms", "queries", "bytes". */
+  readonly unit?: string
+  /** Whether `goal` is a ceiling (the default: times, latencies, counts) or a floor (throughputs). */
+  readonly goalIs?: GoalKind
+  /** What was measured for our side, and for the side it is compared with (none for a figure of its own). */
+  readonly ours?: Measurement
+  readonly baseline?: Measurement
+  /** How many rounds (or runs) the figure comes from. */
+  readonly rounds?: number
+}
+
+/** A ceiling or a floor. */
+export type GoalKind = "at most" | "at least"
+
+/** Whether `comparison` meets its goal; `undefined` when it has none. */
+export const meetsGoal = (comparison: Comparison): boolean | undefined =>
+  comparison.goal === undefined
+    ? undefined
+    : (comparison.goalIs ?? "at most") === "at most"
+    ? comparison.value <= comparison.goal
+    : comparison.value >= comparison.goal
+
+const unitSuffix = (unit: string) => unit === "x" ? "x" : ` ${unit}`
+
+/** Decimals for a figure: two for ratios and small values, none for counts and from 100 up. */
+const digitsFor = (value: number, unit: string) =>
+  unit !== "x" && (Number.isInteger(value) || Math.abs(value) >= 100) ? 0 : 2
+
+/** The unit of a figure that is a yes (1) or a no (0), printed as such. */
+export const YES_NO = "yes/no"
+
+/** A comparison's figure with its unit: `1.32x`, `976 msg/s`, `2.10 ms`. */
+export const describeValue = (comparison: Comparison, digits?: number): string => {
+  const unit = comparison.unit ?? "x"
+  if (unit === YES_NO) return comparison.value === 1 ? "yes" : "no"
+  return `${format(comparison.value, digits ?? digitsFor(comparison.value, unit))}${unitSuffix(unit)}`
+}
+
+/** A comparison's goal with its unit: `<= 1.30x`, `>= 1,500 msg/s`; "-" when it has none. */
+export const describeGoal = (comparison: Comparison, digits?: number): string => {
+  const unit = comparison.unit ?? "x"
+  return comparison.goal === undefined
+    ? "-"
+    : unit === YES_NO
+    ? comparison.goal === 1 ? "yes" : "no"
+    : `${(comparison.goalIs ?? "at most") === "at most" ? "<=" : ">="} ${
+      format(comparison.goal, digits ?? digitsFor(comparison.goal, unit))
+    }${unitSuffix(unit)}`
 }
 
 /** What a benchmark hands back for the summary. */
@@ -98,9 +173,10 @@ const orderOf = (round: number, count: number): ReadonlyArray<number> => {
  */
 export const measure = async (
   candidates: ReadonlyArray<Candidate>,
-  plan: Plan,
+  requested: Plan,
   signal?: AbortSignal
 ): Promise<ReadonlyArray<Measurement>> => {
+  const plan = effectivePlan(requested)
   for (const candidate of candidates) {
     for (let i = 0; i < plan.warmup; i++) {
       signal?.throwIfAborted()
@@ -220,7 +296,8 @@ export const contest = (
         `  ${name}: ${format(timeRatio, 2)}x time (median of per-round ratios); ` +
           (goal === undefined ? "for reference, no goal" : `goal <= ${format(goal, 2)}x`)
       )
-      comparisons.push(goal === undefined ? { name, ratio: timeRatio } : { name, ratio: timeRatio, goal })
+      const compared = { name, value: timeRatio, ours: measured, baseline: base, rounds: effectivePlan(plan).rounds }
+      comparisons.push(goal === undefined ? compared : { ...compared, goal })
     }
     return { measurements, comparisons }
   })

@@ -35,7 +35,8 @@ const EVENTS = 1_000
 const WARMUP_EVENTS = 100
 /** `TenantInfra.layerPostgres`'s default pool, for the producer and for the relay each. */
 const POOL_SIZE = 10
-const GOAL_P99_MILLIS = 200
+/** Issue 16's goal (it was 200 ms). */
+const GOAL_P99_MILLIS = 50
 const DEADLINE = Duration.seconds(30)
 
 const storeIn = (url: string) =>
@@ -94,7 +95,21 @@ const program = Effect.gen(function*() {
   )
   const inserts = yield* produce(repository, WARMUP_EVENTS + 1, EVENTS)
   yield* allSent(inserts.map((insert) => insert.key))
-  const stats = yield* Context.get(relayStore, DeliveryLedger.DeliveryLedger).stats
+  // The mailer has seen every message; the ledger records each delivery just after its send returns.
+  const ledger = Context.get(relayStore, DeliveryLedger.DeliveryLedger)
+  const stats = yield* Effect.gen(function*() {
+    for (;;) {
+      const stats = yield* ledger.stats
+      if (stats.delivered + stats.dead >= WARMUP_EVENTS + EVENTS) return stats
+      yield* Effect.sleep("10 millis")
+    }
+  }).pipe(
+    Effect.timeout(DEADLINE),
+    Effect.catchTag(
+      "TimeoutException",
+      () => Effect.dieMessage(`the ledger did not record every delivery within ${Duration.format(DEADLINE)}`)
+    )
+  )
   if (stats.delivered !== WARMUP_EVENTS + EVENTS || stats.dead > 0 || repeats.count > 0) {
     return yield* Effect.dieMessage(
       `${stats.delivered} delivered, ${stats.dead} dead, ${repeats.count} repeats; ` +
@@ -123,9 +138,12 @@ const program = Effect.gen(function*() {
   const report: Harness.Report = {
     measurements: [measurement],
     comparisons: [{
-      name: "lag p99 in ms (insert commit to send, 100 events/s)",
-      ratio: p99Millis,
-      goal: GOAL_P99_MILLIS
+      name: `lag p99 (insert commit to send, ${RATE} events/s)`,
+      value: p99Millis,
+      unit: "ms",
+      goal: GOAL_P99_MILLIS,
+      ours: measurement,
+      rounds: 1
     }]
   }
   return report

@@ -15,8 +15,8 @@
  * relay sends), without the ledger: the ceiling the relay's bookkeeping leaves room under.
  *
  * A relay scenario's latencies are, per message, the time from the relays' start to its send (p50: half the
- * messages were out). The comparisons held to the goal are seconds per 1,000 messages: at most 1 s is at least
- * 1,000 messages per second.
+ * messages were out). The comparisons held to the goal are messages per second, from the relays' start until
+ * the ledger counts the last message delivered.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Array from "effect/Array"
@@ -47,7 +47,8 @@ const POOL_SIZE = 10
 const RELAY_CONCURRENCY = 32
 /** The best of 32, 64, 128 and 256 on a 2-core machine (see the module's comment). */
 const TUNED_CONCURRENCY = 128
-const GOAL_SECONDS_PER_THOUSAND = 1
+/** Issue 16's goal (it was 1,000 msg/s). */
+const GOAL_MESSAGES_PER_SECOND = 1_500
 const DEADLINE = Duration.seconds(60)
 
 const senders = (mailer: Layer.Layer<Mailer.Mailer>) =>
@@ -184,8 +185,6 @@ const describe = (measurement: Harness.Measurement, unit: string, latency: strin
     Harness.format(measurement.p99Micros / 1e3, 1)
   } ms`
 
-const secondsPerThousand = (measurement: Harness.Measurement) => 1_000 / measurement.opsPerSecond
-
 const program = Effect.gen(function*() {
   yield* Console.log(
     `${Harness.format(EVENTS)} TenantCreated events (one welcome e-mail each), a fresh schema per scenario, ` +
@@ -200,22 +199,31 @@ const program = Effect.gen(function*() {
   yield* Console.log(describe(two.delivered, "msg", "start to send"))
   const alone = yield* sendersAlone(byDefault.filled.results)
   yield* Console.log(describe(alone, "msg", "per send"))
-  for (const { delivered } of [byDefault, tuned]) {
+  const throughput = (delivered: Harness.Measurement, goal?: number): Harness.Comparison => {
+    const compared = {
+      name: `outbox throughput, ${delivered.name}`,
+      value: delivered.opsPerSecond,
+      unit: "msg/s",
+      goalIs: "at least" as const,
+      ours: delivered,
+      rounds: 1
+    }
+    return goal === undefined ? compared : { ...compared, goal }
+  }
+  const comparisons = [
+    throughput(byDefault.delivered, GOAL_MESSAGES_PER_SECOND),
+    throughput(tuned.delivered, GOAL_MESSAGES_PER_SECOND),
+    throughput(two.delivered)
+  ]
+  for (const comparison of comparisons) {
     yield* Console.log(
-      `  ${delivered.name}: ${Harness.format(secondsPerThousand(delivered), 2)} s per 1,000 messages; ` +
-        `goal <= ${Harness.format(GOAL_SECONDS_PER_THOUSAND, 2)} s (at least 1,000 msg/s)`
+      `  ${comparison.name}: ${Harness.describeValue(comparison, 0)}; ` +
+        (comparison.goal === undefined ? "for reference, no goal" : `goal ${Harness.describeGoal(comparison, 0)}`)
     )
   }
   const report: Harness.Report = {
     measurements: [byDefault.filled.measurement, byDefault.delivered, tuned.delivered, two.delivered, alone],
-    comparisons: [
-      ...[byDefault, tuned].map(({ delivered }) => ({
-        name: `s per 1,000 messages, ${delivered.name}`,
-        ratio: secondsPerThousand(delivered),
-        goal: GOAL_SECONDS_PER_THOUSAND
-      })),
-      { name: `s per 1,000 messages, ${two.delivered.name}`, ratio: secondsPerThousand(two.delivered) }
-    ]
+    comparisons
   }
   return report
 })

@@ -101,7 +101,8 @@ const program = Effect.gen(function*() {
         `p99 ${Harness.format(measurement.p99Micros / 1000, 1)} ms`
     }
   )
-  if (server.accepted().length !== (PLAN.warmup + PLAN.rounds * PLAN.opsPerRound) * BATCH * 2) {
+  const plan = Harness.effectivePlan(PLAN)
+  if (server.accepted().length !== (plan.warmup + plan.rounds * plan.opsPerRound) * BATCH * 2) {
     return yield* Effect.dieMessage(`the server accepted ${server.accepted().length} messages, not every one sent`)
   }
   return report

@@ -8,6 +8,16 @@ import type { TenantId } from "../src/Tenant.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 
+/** The columns `internal/pgRepository.ts` reads for a tenant, in its order. */
+const COLUMNS = "id, code, name, status, email, phone, locale, domain, settings, version, created_at, updated_at, " +
+  "deleted_at, status_changed_by, status_change_reason, status_changed_at"
+
+/** The statement `internal/pgRepository.ts` compiles for `findById` without `includeDeleted`: the raw baselines'. */
+export const FIND_BY_ID = `SELECT ${COLUMNS} FROM tenants WHERE id = $1 AND deleted_at IS NULL`
+
+/** The statement `internal/pgRepository.ts` compiles for `findByCode`: the raw baselines'. */
+export const FIND_BY_CODE = `SELECT ${COLUMNS} FROM tenants WHERE code = $1 AND deleted_at IS NULL`
+
 /** Inserts `count` tenants through the `TenantRepository`, `concurrency` at a time; fails if none was made. */
 export const seed = (
   count: number,
@@ -50,4 +60,11 @@ export const lookupsInFiber = (
 /** `op` `count` times, each awaited before the next. */
 export const sequentially = async (count: number, op: () => Promise<unknown>): Promise<void> => {
   for (let i = 0; i < count; i++) await op()
+}
+
+/** `count` different elements of `items` (which must hold at least `count`), picked at random. */
+export const pickDistinct = <A>(items: Array.NonEmptyReadonlyArray<A>, count: number): ReadonlyArray<A> => {
+  const chosen = new Set<number>()
+  while (chosen.size < Math.min(count, items.length)) chosen.add(Math.floor(Math.random() * items.length))
+  return [...chosen].map((index) => items[index] ?? Array.headNonEmpty(items))
 }

@@ -1,0 +1,61 @@
+/**
+ * Which SQL statements a program sends, as `@effect/sql` compiles them (text and parameters): a statement
+ * transformer (`Statement.setTransformer`) notes each statement just before it runs and passes it on unchanged.
+ * It sees every statement of every `SqlClient` in the runtime that has the layer, whatever code made it (a
+ * lookup, a batched lookup, a resolver); not a transaction's BEGIN and COMMIT, which the client sends itself.
+ *
+ * The transformer costs a compile per statement: a runtime that counts is not one that is timed.
+ */
+import * as Statement from "@effect/sql/Statement"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+
+/** A statement as sent: its text (`$1` placeholders) and its parameters. */
+export interface Sent {
+  readonly sql: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/** A log that the layer of {@link recording} appends to. */
+export interface StatementLog {
+  readonly sent: Array<Sent>
+}
+
+export const makeLog = (): StatementLog => ({ sent: [] })
+
+/** Notes every statement run in the runtime built with this layer (put it under every other layer). */
+export const recording = (log: StatementLog): Layer.Layer<never> =>
+  Statement.setTransformer((statement) =>
+    Effect.sync(() => {
+      const [sql, params] = statement.compile()
+      log.sent.push({ sql, params })
+      return statement
+    })
+  )
+
+/**
+ * Statements that read the `tenants` table (a query that names it, however it joins it): lookups and lists, not
+ * the outbox's or the ledger's (`tenant_outbox`, `tenant_deliveries` are other words).
+ */
+export const readsTenants = (sent: Sent): boolean =>
+  /^\s*(SELECT|WITH)\b/i.test(sent.sql) && /\btenants\b/i.test(sent.sql)
+
+/** The statements logged since `mark` (an index into the log) that `predicate` accepts. */
+export const since = (log: StatementLog, mark: number, predicate: (sent: Sent) => boolean = () => true) =>
+  log.sent.slice(mark).filter(predicate)
+
+/**
+ * The statements in `sent`, each distinct text once with how often it was sent, its column list elided and the
+ * rest shortened to `width`.
+ */
+export const summary = (sent: ReadonlyArray<Sent>, width = 160): string => {
+  const counts = new Map<string, number>()
+  for (const statement of sent) {
+    // A long column list says nothing about how the rows are found: it gives way to what follows it.
+    const text = statement.sql.replace(/\s+/g, " ").trim().replace(/^SELECT (.{60,}?) FROM /i, "SELECT <columns> FROM ")
+    counts.set(text, (counts.get(text) ?? 0) + 1)
+  }
+  return [...counts].map(([text, count]) =>
+    `${count} x ${text.length > width ? `${text.slice(0, width - 3)}...` : text}`
+  ).join("; ")
+}
