@@ -20,7 +20,7 @@ export const scopedRuntime = <R, E>(layer: Layer.Layer<R, E>) =>
  * The PostgreSQL repository (with its outbox and ledger) over `Postgres.layer` at `url`, a pool of `poolSize`:
  * the stack an application gets from `TenantInfra.layerPostgres`.
  */
-export const pgRepository = (url: string, poolSize: number) =>
-  TenantRepositoryPg.layer().pipe(
+export const pgRepository = (url: string, poolSize: number, options: TenantRepositoryPg.Options = {}) =>
+  TenantRepositoryPg.layer(options).pipe(
     Layer.provide(Postgres.layer({ url: Redacted.make(url), maxConnections: poolSize, connectTimeout: "5 seconds" }))
   )

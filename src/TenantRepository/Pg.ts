@@ -2,12 +2,13 @@
  * The repository on PostgreSQL, through `@effect/sql`: tenants, their outbox and the delivery ledger in one
  * database, with the package's migrations run first.
  *
- * Lookups of live tenants (`findById`, `findByCode`, `findByDomain`) made while others are under way share
- * one query: a lookup made while none is running is sent at once and alone, as before; those made while one
- * runs are gathered until the runtime's current turn ends and sent together (`WHERE id IN (...)`, at most 100
- * keys a query). Sixteen fibers looking tenants up at once make two queries instead of sixteen, and a burst of
- * cache misses under `CachedTenantRepository` likewise. A gathered query that fails fails the lookups it
- * carried with its `RepositoryError`; a caller interrupted while waiting leaves the others their answers.
+ * Lookups of live tenants (`findById`, `findByCode`, `findByDomain`) started together share one query: each
+ * lookup yields once, so that those started in the same turn of the runtime's scheduler (the fibers of one
+ * `Effect.forEach`, a burst of cache misses under `CachedTenantRepository`) gather, and they go out as one
+ * `WHERE id IN (...)`, at most 100 keys a query. Sixteen fibers looking tenants up at once make one query
+ * instead of sixteen; a lookup that gathered no other is sent alone, as before, for the cost of that one yield.
+ * A gathered query that fails fails the lookups it carried with its `RepositoryError`; a caller interrupted
+ * while waiting leaves the others their answers. `batchLookups: false` sends every lookup alone.
  *
  * @example
  * ```ts
