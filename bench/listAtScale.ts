@@ -378,7 +378,8 @@ const program = Effect.gen(function*() {
   const deepRows = rowsStatement(deep.sent)
   const deepPlan = deepRows === undefined ? [] : yield* explain(deepRows)
   yield* Console.log(
-    `- deep pages: ${JSON.stringify(deepQuery)}: ${first.page.total} matches; page ${DEEP_PAGE}'s rows statement ` +
+    `- deep pages: ${JSON.stringify(deepQuery)}, not counted (page 1 knows of ${first.page.total}); ` +
+      `page ${DEEP_PAGE}, after the cursor of page ${DEEP_PAGE - 1}: its rows statement ` +
       `uses ${indexesIn(deepPlan).join(", ") || "no index"}; ${
         deepPlan.filter((line) => /Execution Time/.test(line)).join("")
       }`
