@@ -16,8 +16,6 @@ import * as CachedTenantRepository from "../src/CachedTenantRepository.js"
 import * as CacheStore from "../src/CacheStore.js"
 import * as CacheStoreRedis from "../src/CacheStore/Redis.js"
 import * as CacheStoreTiered from "../src/CacheStore/Tiered.js"
-import type { Tenant } from "../src/Tenant.js"
-import * as TenantLifecycle from "../src/TenantLifecycle.js"
 import * as TenantRepository from "../src/TenantRepository.js"
 import type { OwnRedisCluster } from "./utils/redisCluster.js"
 import {
@@ -27,7 +25,8 @@ import {
   onEachNode,
   RedisClusterUnderTest
 } from "./utils/redisCluster.js"
-import { newTenant, stampAt } from "./utils/tenants.js"
+import { newTenant } from "./utils/tenants.js"
+import { renamed, updatesSeenByB } from "./utils/updatePropagation.js"
 
 // A loaded machine must not open the cache's breaker: that would send reads around the store under test.
 const commandTimeout = "2 seconds"
@@ -64,9 +63,6 @@ const memoryHits = Effect.map(
   (state) => state.count
 )
 
-const renamed = (tenant: Tenant, name: string) =>
-  Effect.map(TenantLifecycle.update(tenant, { name }, stampAt(new Date())), Option.getOrThrow)
-
 layer(layerOwnRedisCluster, { timeout: "60 seconds", excludeTestServices: true })(
   "CachedTenantRepository across instances on a Redis Cluster of three masters",
   (it) => {
@@ -102,27 +98,7 @@ layer(layerOwnRedisCluster, { timeout: "60 seconds", excludeTestServices: true }
     it.scoped("with two tiers, B serves A's update once A's broadcast crosses the cluster, and says how fast", () =>
       Effect.gen(function*() {
         const { a, b } = yield* twoInstances("tiered")
-        const created = yield* newTenant()
-        yield* a.insert(created.tenant, created.event)
-        let current = created.tenant
-        const delays: Array<number> = []
-        for (let round = 0; round < 20; round++) {
-          // B reads (and keeps a memory copy of) the current tenant.
-          assert.deepStrictEqual(yield* b.findById(current.id), Option.some(current))
-          assert.deepStrictEqual(yield* b.findById(current.id), Option.some(current))
-          const next = yield* renamed(current, `Renamed ${round}`)
-          yield* a.save(next.tenant, [next.event], current.version)
-          const saved = performance.now()
-          for (;;) {
-            const seen = yield* b.findById(current.id)
-            if (Option.isSome(seen) && seen.value.version === next.tenant.version) break
-            assert.isBelow(performance.now() - saved, 2000, "B never saw the update")
-            yield* Effect.sleep("1 millis")
-          }
-          delays.push(performance.now() - saved)
-          current = next.tenant
-        }
-        const sorted = [...delays].sort((x, y) => x - y)
+        const sorted = yield* updatesSeenByB(a, b, 20)
         const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0
         const max = sorted[sorted.length - 1] ?? 0
         yield* Effect.log(`cluster: invalidation seen by B: p50 ${p50.toFixed(2)} ms, max ${max.toFixed(2)} ms`)
