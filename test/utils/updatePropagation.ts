@@ -41,3 +41,22 @@ export const updatesSeenByB = (
     }
     return delays.sort((x, y) => x - y)
   })
+
+/**
+ * After a store's subscription dropped and came back: reads until the store answers from its memory tier again
+ * (`memoryHits` moves), each read, from either tier, asserted to be `expected`, never the copy from before.
+ */
+export const readsExpectedUntilMemoryHit = <E, R>(
+  read: Effect.Effect<Option.Option<string>, E, R>,
+  memoryHits: Effect.Effect<number>,
+  expected: string
+) =>
+  Effect.gen(function*() {
+    const resubscribed = yield* memoryHits
+    const startedAt = performance.now()
+    while ((yield* memoryHits) === resubscribed) {
+      assert.deepStrictEqual(yield* read, Option.some(expected), "B served a copy made before its subscription dropped")
+      assert.isBelow(performance.now() - startedAt, 3000, "B never used its memory tier again")
+      yield* Effect.sleep("10 millis")
+    }
+  })
