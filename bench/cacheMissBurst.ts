@@ -44,8 +44,7 @@ const program = Effect.gen(function*() {
   const runtime = yield* scopedRuntime(
     CachedTenantRepository.layer().pipe(
       Layer.provide(CacheStore.layerMemory()),
-      Layer.provide(pgRepository(url, POOL_SIZE)),
-      Layer.provide(Statements.recording(log))
+      Layer.provide(pgRepository(url, POOL_SIZE, {}, log))
     )
   )
   const context = yield* runtime.runtimeEffect

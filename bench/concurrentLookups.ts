@@ -18,7 +18,6 @@
 import * as Array from "effect/Array"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import pg from "pg"
 import { rowToProps, type TenantRow } from "../src/internal/tenantFields.js"
@@ -207,7 +206,7 @@ const program = Effect.gen(function*() {
 const countStatements = (url: string, targets: Array.NonEmptyReadonlyArray<Target>) =>
   Effect.gen(function*() {
     const log = Statements.makeLog()
-    const runtime = yield* scopedRuntime(pgRepository(url, POOL_SIZE).pipe(Layer.provide(Statements.recording(log))))
+    const runtime = yield* scopedRuntime(pgRepository(url, POOL_SIZE, {}, log))
     const repository = yield* Effect.promise(() => runtime.runPromise(TenantRepository.TenantRepository))
     const comparisons: Array<Harness.Comparison> = []
     yield* Console.log(`- statements on tenants per operation (${COUNTED_OPERATIONS} operations each, the most)`)

@@ -26,7 +26,6 @@
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import pg from "pg"
 import { rowToProps, type TenantRow } from "../src/internal/tenantFields.js"
 import type { ListQueryInput, Page } from "../src/TenantQuery.js"
@@ -305,7 +304,7 @@ const program = Effect.gen(function*() {
   // What the repository sends for a query, noted by a runtime of its own (the noting costs a compile).
   const log = Statements.makeLog()
   const recorder = yield* scopedRuntime(
-    pgRepository(url, 1).pipe(Layer.provide(Statements.recording(log)))
+    pgRepository(url, 1, {}, log)
   )
   const recorded = yield* Effect.promise(() => recorder.runPromise(TenantRepository.TenantRepository))
   /** The repository's page and the raw replay of its statements, checked to agree. */

@@ -8,7 +8,9 @@
  */
 import * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
+import type * as Pg from "pg"
+import { PgPool } from "../src/internal/pgPool.js"
 
 /** A statement as sent: its text (`$1` placeholders) and its parameters. */
 export interface Sent {
@@ -32,6 +34,21 @@ export const recording = (log: StatementLog): Layer.Layer<never> =>
       return statement
     })
   )
+
+/**
+ * Notes every statement sent straight to the pool of `Postgres.layer`'s client (the repository's lookups by key,
+ * which bypass `@effect/sql`): put it between `Postgres.layer` and the repository.
+ */
+export const recordingPool = (log: StatementLog): Layer.Layer<never, never, PgPool> =>
+  Layer.effectDiscard(Effect.map(PgPool, ({ pool }) => {
+    const query = pool.query.bind(pool) as (...args: ReadonlyArray<unknown>) => unknown
+    const recorded = (...args: ReadonlyArray<unknown>) => {
+      const [text, params] = args
+      if (typeof text === "string") log.sent.push({ sql: text, params: Array.isArray(params) ? params : [] })
+      return query(...args)
+    }
+    ;(pool as { query: unknown }).query = recorded as Pg.Pool["query"]
+  }))
 
 /**
  * Statements that read the `tenants` table (a query that names it, however it joins it): lookups and lists, not

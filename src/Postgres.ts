@@ -7,14 +7,17 @@
  * @since 0.1.0
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as SqlError from "@effect/sql/SqlError"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Pg from "pg"
+import { PgPool } from "./internal/pgPool.js"
 import { PgWatchdog, watchedSocket } from "./internal/pgSocket.js"
 
 /**
@@ -62,17 +65,81 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => {
  * A client with these settings; `connectTimeout`, `idleTimeout` and `queryTimeout` default to 5, 30 and 5
  * seconds, `applicationName` to `tenant-infra`.
  *
+ * The layer makes the `pg` pool itself and builds the `PgClient` over it, as `PgClient.layer` would: the
+ * repository sends its lookups by key straight to that pool (see `TenantRepository/Pg`), the rest through the
+ * client.
+ *
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
-  usesTls(options) ? PgClient.layer(clientConfig(options)) : Layer.merge(
-    PgClient.layer(clientConfig(options)),
-    Layer.succeed(PgWatchdog, {
+export const layer = (options: Options): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const config = clientConfig(options)
+    const pool = yield* acquirePool(config)
+    const clientContext = yield* Layer.build(PgClient.layerFromPool({
+      acquire: Effect.succeed(pool),
+      applicationName: config.applicationName,
+      spanAttributes: config.spanAttributes,
+      transformResultNames: config.transformResultNames,
+      transformQueryNames: config.transformQueryNames,
+      transformJson: config.transformJson,
+      types: config.types
+    }))
+    const context = Context.add(clientContext, PgPool, {
+      pool,
+      client: Context.get(clientContext, SqlClient.SqlClient)
+    })
+    return usesTls(options) ? context : Context.add(context, PgWatchdog, {
       statementBoundMillis: Duration.toMillis(Duration.decode(options.connectTimeout ?? defaults.connectTimeout)) +
         Duration.toMillis(queryTimeoutOf(options))
     })
+  }))
+
+/**
+ * The pool `PgClient.make` would make from `config`, with its check that the database answers within the connect
+ * timeout, ended (within a second) when the layer's scope closes.
+ */
+const acquirePool = (config: PgClient.PgClientConfig) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const pool = new Pg.Pool({
+        connectionString: config.url === undefined ? undefined : Redacted.value(config.url),
+        user: config.username,
+        host: config.host,
+        database: config.database,
+        password: config.password === undefined ? undefined : Redacted.value(config.password),
+        ssl: config.ssl,
+        port: config.port,
+        ...(config.stream === undefined ? {} : { stream: config.stream }),
+        connectionTimeoutMillis: config.connectTimeout === undefined ? undefined : toMillis(config.connectTimeout),
+        idleTimeoutMillis: config.idleTimeout === undefined ? undefined : toMillis(config.idleTimeout),
+        max: config.maxConnections,
+        min: config.minConnections,
+        maxLifetimeSeconds: config.connectionTTL === undefined
+          ? undefined
+          : Duration.toSeconds(Duration.decode(config.connectionTTL)),
+        application_name: config.applicationName,
+        types: config.types
+      })
+      // A connection that fails while idle is the pool's to drop; unhandled, the event would end the process.
+      pool.on("error", () => {})
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1_000))
+  ).pipe(
+    Effect.tap((pool) =>
+      Effect.tryPromise({
+        try: () => pool.query("SELECT 1"),
+        catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+      }).pipe(Effect.timeoutFail({
+        duration: config.connectTimeout ?? defaults.connectTimeout,
+        onTimeout: () =>
+          new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" })
+      }))
+    )
   )
+
+const toMillis = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))
 
 /**
  * Over TLS the driver hands the socket to Node's TLS layer, which reads and writes past the watchdog: the
@@ -91,5 +158,5 @@ const usesTls = (options: Options): boolean =>
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, ConfigError.ConfigError | SqlError.SqlError> =>
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, ConfigError.ConfigError | SqlError> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

@@ -14,14 +14,16 @@ import { type ListQueryInput, MAX_PAGE_SIZE, type Page } from "../src/TenantQuer
 import * as TenantRepository from "../src/TenantRepository.js"
 import * as TenantRepositoryPg from "../src/TenantRepository/Pg.js"
 import { TenantAlreadyExists } from "../src/TenantRepositoryError.js"
-import { layerClientInFreshSchema } from "./utils/postgres.js"
+import { layerClientInFreshSchema, layerHostClientInFreshSchema } from "./utils/postgres.js"
 import { newTenant, stampAt, uniqueCode, uniqueWindow } from "./utils/tenants.js"
 
 const backends: ReadonlyArray<
   readonly [name: string, layer: Layer.Layer<TenantRepository.TenantRepository | TenantOutbox, unknown>]
 > = [
   ["memory", TenantRepository.layerMemory],
-  ["pg", TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))]
+  ["pg", TenantRepositoryPg.layer().pipe(Layer.provide(layerClientInFreshSchema))],
+  // A host application's own PgClient: every statement through @effect/sql, none on the pool directly.
+  ["pg, host client", TenantRepositoryPg.layer().pipe(Layer.provide(layerHostClientInFreshSchema))]
 ]
 
 const repository = TenantRepository.TenantRepository

@@ -4,21 +4,20 @@ import type * as Array from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Migrations from "../Migrations.js"
-import { reconstitute } from "../Tenant.js"
 import type { Tenant } from "../Tenant.js"
 import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
-import { makeLookupBatcher } from "./lookupBatcher.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
 import { makePgList } from "./pgList.js"
+import { decodeRow, makeLiveLookup } from "./pgLookups.js"
 import { driverErrorOf, makePgOutbox, storeFailure } from "./pgOutbox.js"
+import { PgPool } from "./pgPool.js"
 import { PgWatchdog } from "./pgSocket.js"
 import * as Rules from "./repositoryRules.js"
 import { rowToProps, type TenantRow, toColumns } from "./tenantFields.js"
@@ -28,16 +27,9 @@ export { rowToProps, type TenantRow }
 // name_key is no field of the tenant: an index of its name for sorting, kept beside the columns of its fields.
 const toRow = (tenant: Tenant) => ({ ...toColumns(tenant), name_key: Rules.nameKey(tenant.name) })
 
-const fromRow = (operation: string) => (row: TenantRow): Effect.Effect<Tenant, RepositoryError> => {
-  const decoded = reconstitute(rowToProps(row))
-  return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(
-    new RepositoryError({
-      operation,
-      // The parse error quotes stored values (e-mail addresses, say): it stays in the cause, out of the message.
-      detail: `stored tenant ${row.id} does not decode`,
-      cause: decoded.left
-    })
-  )
+const fromRow = (operation: string) => {
+  const decode = decodeRow(operation)
+  return (row: TenantRow): Effect.Effect<Tenant, RepositoryError> => decode(row)
 }
 
 const uniqueFields: Record<string, "id" | "code" | "domain"> = {
@@ -98,8 +90,9 @@ interface WriteTransaction {
   readonly pid: number
 }
 
-/** The most keys one gathered lookup asks for. */
-const MAX_LOOKUP_BATCH = 100
+/** A tenant's columns, in the order `rowToProps` reads them. */
+const COLUMNS = "id, code, name, status, email, phone, locale, domain, settings, version, created_at, updated_at, " +
+  "deleted_at, status_changed_by, status_change_reason, status_changed_at"
 
 /** How often an unknown commit's transaction is asked about, until the operation's deadline. */
 const resolveSchedule = Schedule.spaced(Duration.millis(100))
@@ -119,7 +112,8 @@ export interface PgStoreOptions {
 export const makePgStore = (options: PgStoreOptions) =>
   Effect.gen(function*() {
     // The host application may give its client name transforms; this package's SQL is written for exact names.
-    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const client = yield* SqlClient.SqlClient
+    const sql = client.withoutTransforms()
     yield* Effect.provideService(Migrations.run, SqlClient.SqlClient, sql)
     const timeoutMillis = Duration.toMillis(options.timeout)
     // A single statement on a watched client is bounded already; a deadline of its own (a fiber and a timer)
@@ -281,62 +275,27 @@ export const makePgStore = (options: PgStoreOptions) =>
         Effect.mapError(storeFailure("storedAlready"))
       )
 
-    const columns = sql.literal(
-      "id, code, name, status, email, phone, locale, domain, settings, version, created_at, updated_at, deleted_at, " +
-        "status_changed_by, status_change_reason, status_changed_at"
-    )
+    const columns = sql.literal(COLUMNS)
 
     const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) =>
       Effect.forEach(rows, fromRow(operation))
 
-    // A lookup's row, then one match: its handlers are built once per operation, not per call.
-    const lookupOf = (operation: string) => {
-      const failed = storeFailure(operation)
-      const decode = fromRow(operation)
-      const handlers = {
-        onFailure: (error: SqlError) => Effect.fail(failed(error)),
-        onSuccess: (found: Option.Option<TenantRow>) =>
-          Option.isNone(found) ? Effect.succeedNone : Effect.asSome(decode(found.value))
-      }
-      return (row: Effect.Effect<Option.Option<TenantRow>, SqlError>) => Effect.matchEffect(row, handlers)
-    }
-    const lookups = {
-      findById: lookupOf("findById"),
-      findByCode: lookupOf("findByCode"),
-      findByDomain: lookupOf("findByDomain")
-    }
-    const findOne = (operation: keyof typeof lookups, row: Effect.Effect<Option.Option<TenantRow>, SqlError>) =>
-      deadlines[operation](lookups[operation](row))
-
-    // Lookups of live tenants made while others are under way share one query (see lookupBatcher); the column
-    // is unique among live tenants and holds exactly the value looked for (ids, codes and domains are stored
-    // normalised, as the lookups normalise their input), so each row answers the key it holds.
-    const firstRow = (rows: ReadonlyArray<TenantRow>) => Option.fromNullable(rows[0])
     const scope = yield* Effect.scope
-    const liveBy = (column: "id" | "code" | "domain") => {
-      const one = (key: string) =>
-        Effect.map(
-          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} = ${key} AND deleted_at IS NULL`,
-          firstRow
-        )
-      return options.batchLookups
-        ? makeLookupBatcher<TenantRow, SqlError>({
-          one,
-          many: (keys) =>
-            Effect.map(
-              sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${
-                sql.in(keys)
-              } AND deleted_at IS NULL`,
-              (rows) => new Map(rows.map((row) => [row[column] as string, row]))
-            ),
-          maxBatch: MAX_LOOKUP_BATCH,
-          scope
-        })
-        : one
-    }
-    const liveById = liveBy("id")
-    const liveByCode = liveBy("code")
-    const liveByDomain = liveBy("domain")
+    // Straight to the pool where that pool is the given client's own (see pgPool).
+    const ownPool = yield* Effect.serviceOption(PgPool)
+    const liveLookup = makeLiveLookup({
+      sql,
+      columnList: COLUMNS,
+      columns,
+      pool: Option.isSome(ownPool) && ownPool.value.client === client ? ownPool.value.pool : undefined,
+      batchLookups: options.batchLookups,
+      scope
+    })
+    const liveById = liveLookup("id", "findById")
+    const liveByCode = liveLookup("code", "findByCode")
+    const liveByDomain = liveLookup("domain", "findByDomain")
+    const decodeDeleted = fromRow("findById")
+    const failedFindById = storeFailure("findById")
 
     const appendToOutbox = (events: ReadonlyArray<TenantEvent>) =>
       Effect.flatMap(
@@ -410,20 +369,24 @@ export const makePgStore = (options: PgStoreOptions) =>
         )),
       findById: (id, options) =>
         Rules.isTenantId(id) ?
-          findOne(
-            "findById",
+          deadlines.findById(
             options?.includeDeleted === true
-              ? Effect.map(sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`, firstRow)
+              ? sql<TenantRow>`SELECT ${columns} FROM tenants WHERE id = ${id}`.pipe(
+                Effect.mapError(failedFindById),
+                Effect.flatMap((rows) =>
+                  rows[0] === undefined ? Effect.succeedNone : Effect.asSome(decodeDeleted(rows[0]))
+                )
+              )
               : liveById(id)
           ) :
           Effect.succeedNone,
       findByCode: (input) => {
         const code = Rules.codeToFind(input)
-        return code === undefined ? Effect.succeedNone : findOne("findByCode", liveByCode(code))
+        return code === undefined ? Effect.succeedNone : deadlines.findByCode(liveByCode(code))
       },
       findByDomain: (input) => {
         const domain = Rules.domainToFind(input)
-        return domain === undefined ? Effect.succeedNone : findOne("findByDomain", liveByDomain(domain))
+        return domain === undefined ? Effect.succeedNone : deadlines.findByDomain(liveByDomain(domain))
       },
       list: (input) => deadlines.list(list(input)),
       countByStatus: deadlines.countByStatus(

@@ -1,10 +1,14 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { randomUUID } from "node:crypto"
 import pg from "pg"
+import type { PgPool } from "../../src/internal/pgPool.js"
+import * as Postgres from "../../src/Postgres.js"
 
 /** The server the tests use: `DATABASE_URL`, or the local one. A server that is down fails the tests. */
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -47,8 +51,27 @@ export const freshSchemaNamed = (prefix: string) =>
 /** A fresh schema for one test suite. */
 export const freshSchema = freshSchemaNamed("test")
 
-/** A `PgClient` (and `SqlClient`) confined to a fresh schema. */
+/**
+ * A `PgClient` (and `SqlClient`) confined to a fresh schema, as `Postgres.layer` builds it (the package's own,
+ * whose pool the repository's lookups use directly).
+ */
 export const layerClientInFreshSchema = Layer.unwrapScoped(
+  Effect.map(freshSchema, (schema) =>
+    // Postgres.layer provides its pool too, under a tag of the package's own that its type does not name.
+    (Postgres.layer({
+      url: Redacted.make(urlWithSchema(schema)),
+      maxConnections: 8,
+      connectTimeout: "5 seconds"
+    }) as Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | PgPool, SqlError>).pipe(
+      Layer.merge(Layer.succeed(TestSchema, schema))
+    ))
+)
+
+/**
+ * A plain `PgClient.layer` confined to a fresh schema: a host application's own client, through which the
+ * repository sends every statement.
+ */
+export const layerHostClientInFreshSchema = Layer.unwrapScoped(
   Effect.map(freshSchema, (schema) =>
     PgClient.layer({
       url: Redacted.make(urlWithSchema(schema)),
