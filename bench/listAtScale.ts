@@ -230,7 +230,10 @@ const keyOfPage = (page: Page): PageKey => ({ ids: page.items.map((tenant) => te
 
 /** The statements one `list` sent, replayed on the raw pool: in a transaction when the repository's was one. */
 const replayer = (pool: pg.Pool, sent: ReadonlyArray<Statements.Sent>) => {
-  const inTransaction = sent.some((statement) => /^\s*SET\s+TRANSACTION\b/i.test(statement.sql))
+  // Sent straight to the pool, a snapshot is logged with its BEGIN and COMMIT; through @effect/sql too (its
+  // SET TRANSACTION follows the BEGIN): replayed as logged. Without a BEGIN a SET TRANSACTION needs one.
+  const inTransaction = !sent.some((statement) => /^\s*BEGIN\b/i.test(statement.sql)) &&
+    sent.some((statement) => /^\s*SET\s+TRANSACTION\b/i.test(statement.sql))
   return async (): Promise<PageKey> => {
     const client = await pool.connect()
     try {

@@ -38,7 +38,6 @@ export const pgRepository = (
       // Postgres.layer provides its pool too, under a tag of the package's own that its type does not name.
       Layer.provide(
         Layer.provideMerge(Statements.recordingPool(log), client as Layer.Layer<PgPool | SqlClient, SqlError>)
-      ),
-      Layer.provide(Statements.recording(log))
+      )
     )
 }

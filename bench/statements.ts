@@ -1,12 +1,9 @@
 /**
- * Which SQL statements a program sends, as `@effect/sql` compiles them (text and parameters): a statement
- * transformer (`Statement.setTransformer`) notes each statement just before it runs and passes it on unchanged.
- * It sees every statement of every `SqlClient` in the runtime that has the layer, whatever code made it (a
- * lookup, a batched lookup, a resolver); not a transaction's BEGIN and COMMIT, which the client sends itself.
- *
- * The transformer costs a compile per statement: a runtime that counts is not one that is timed.
+ * Which SQL statements a program sends on the pool of `Postgres.layer`'s client (text and parameters), whatever
+ * code made them: `@effect/sql` (its transactions' BEGIN and COMMIT included), or the repository's lookups and
+ * lists sent straight to the pool. Each connection's `query` is wrapped: a runtime that counts is not one that is
+ * timed.
  */
-import * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Pg from "pg"
@@ -25,29 +22,25 @@ export interface StatementLog {
 
 export const makeLog = (): StatementLog => ({ sent: [] })
 
-/** Notes every statement run in the runtime built with this layer (put it under every other layer). */
-export const recording = (log: StatementLog): Layer.Layer<never> =>
-  Statement.setTransformer((statement) =>
-    Effect.sync(() => {
-      const [sql, params] = statement.compile()
-      log.sent.push({ sql, params })
-      return statement
-    })
-  )
-
 /**
- * Notes every statement sent straight to the pool of `Postgres.layer`'s client (the repository's lookups by key,
- * which bypass `@effect/sql`): put it between `Postgres.layer` and the repository.
+ * Notes every statement sent on a connection of the pool of `Postgres.layer`'s client, whatever sent it
+ * (`@effect/sql`, or the repository straight on the pool), BEGIN and COMMIT included: put it between
+ * `Postgres.layer` and the repository. Each connection's `query` is wrapped when the pool first hands it out.
  */
 export const recordingPool = (log: StatementLog): Layer.Layer<never, never, PgPool> =>
   Layer.effectDiscard(Effect.map(PgPool, ({ pool }) => {
-    const query = pool.query.bind(pool) as (...args: ReadonlyArray<unknown>) => unknown
-    const recorded = (...args: ReadonlyArray<unknown>) => {
-      const [text, params] = args
-      if (typeof text === "string") log.sent.push({ sql: text, params: Array.isArray(params) ? params : [] })
-      return query(...args)
-    }
-    ;(pool as { query: unknown }).query = recorded as Pg.Pool["query"]
+    const wrapped = new WeakSet<Pg.PoolClient>()
+    pool.on("acquire", (client) => {
+      if (wrapped.has(client)) return
+      wrapped.add(client)
+      const query = client.query.bind(client) as (...args: ReadonlyArray<unknown>) => unknown
+      const recorded = (...args: ReadonlyArray<unknown>) => {
+        const [text, params] = args
+        if (typeof text === "string") log.sent.push({ sql: text, params: Array.isArray(params) ? params : [] })
+        return query(...args)
+      }
+      ;(client as { query: unknown }).query = recorded as Pg.PoolClient["query"]
+    })
   }))
 
 /**

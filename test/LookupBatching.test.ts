@@ -3,6 +3,7 @@
  * then `TenantRepository/Pg`, whose statements are counted by their `sql.execute` spans.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Statement from "@effect/sql/Statement"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -427,20 +428,28 @@ describe("TenantRepository/Pg: lookups on the pool, untraced", () => {
 })
 
 describe("TenantRepository/Pg: which way a lookup goes", () => {
-  it.scoped("on Postgres.layer's client, straight to its pool: one key as = $1, several as = ANY($1)", () =>
+  it.scoped("traced, or under a statement transformer, through @effect/sql on Postgres.layer's client too", () =>
     Effect.gen(function*() {
       const repository = yield* TenantRepository.TenantRepository
-      const tenants = yield* insertedTenants(4, "direct")
-      const [alone, aloneTexts] = yield* statementTexts(repository.findById((tenants[0] as Tenant).id))
-      assert.strictEqual(Option.getOrUndefined(alone)?.id, (tenants[0] as Tenant).id)
-      assert.strictEqual(aloneTexts.length, 1)
-      assert.match(aloneTexts[0] ?? "", /WHERE id = \$1 AND deleted_at IS NULL$/)
-      const [together, togetherTexts] = yield* statementTexts(
-        Effect.forEach(tenants, (tenant) => repository.findByCode(tenant.code), { concurrency: "unbounded" })
-      )
-      assert.deepStrictEqual(together.map((found) => Option.getOrUndefined(found)?.id), tenants.map((t) => t.id))
-      assert.deepStrictEqual(togetherTexts.map((text) => /WHERE code = ANY\(\$1\)/.test(text)), [true])
-    }).pipe(Effect.provide(layerPg)))
+      const tenants = yield* insertedTenants(4, "traced")
+      const together = Effect.forEach(tenants, (tenant) => repository.findByCode(tenant.code), {
+        concurrency: "unbounded"
+      })
+      const [found, texts] = yield* statementTexts(together)
+      assert.deepStrictEqual(found.map((t) => Option.getOrUndefined(t)?.id), tenants.map((t) => t.id))
+      assert.strictEqual(texts.length, 1)
+      assert.match(texts[0] ?? "", /WHERE "code" IN \(\$1,\$2,\$3,\$4\)/)
+      const transformed: Array<string> = []
+      const [again, onPool] = yield* poolTexts(Statement.withTransformer(together, (statement) =>
+        Effect.sync(() => {
+          transformed.push(statement.compile()[0])
+          return statement
+        })))
+      assert.deepStrictEqual(again.map((t) => Option.getOrUndefined(t)?.id), tenants.map((t) => t.id))
+      assert.strictEqual(transformed.length, 1)
+      // The pool still carries the statement, as @effect/sql's connection: its text is the client's, not ours.
+      assert.deepStrictEqual(onPool.filter((text) => text.includes("= ANY(")), [])
+    }).pipe(Effect.provide(layerPgWithClient())))
 
   it.scoped("on a host application's own PgClient, through @effect/sql: the same answers", () =>
     Effect.gen(function*() {

@@ -7,6 +7,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as String from "effect/String"
+import { PgPool } from "../src/internal/pgPool.js"
 import * as Migrations from "../src/Migrations.js"
 import * as TenantEvent from "../src/TenantEvent.js"
 import * as TenantLifecycle from "../src/TenantLifecycle.js"
@@ -125,5 +126,60 @@ describe("TenantRepositoryPg.layer()", () => {
         "RepositoryError",
         "insert"
       ])
+    }).pipe(Effect.provide(pgRepository)))
+})
+
+/** Every statement sent on a connection of the pool of `Postgres.layer`'s client while `effect` runs. */
+const connectionTexts = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(PgPool, ({ pool }) => {
+    const texts: Array<string> = []
+    const tapped = new WeakSet<object>()
+    const onAcquire = (client: { query: (...args: Array<unknown>) => unknown }) => {
+      if (tapped.has(client)) return
+      tapped.add(client)
+      const query = client.query
+      client.query = function(this: unknown, ...args: Array<unknown>) {
+        if (typeof args[0] === "string") texts.push(args[0])
+        return query.apply(this, args)
+      }
+    }
+    pool.on("acquire", onAcquire)
+    return Effect.map(
+      Effect.ensuring(effect, Effect.sync(() => pool.off("acquire", onAcquire))),
+      (value) => [value, texts] as const
+    )
+  })
+
+describe("TenantRepositoryPg.list on Postgres.layer's pool", () => {
+  it.scoped("a page and its total: one read-only snapshot of one connection, BEGIN to COMMIT", () =>
+    Effect.gen(function*() {
+      const repository = yield* TenantRepository.TenantRepository
+      const prefix = uniqueCode("snap")
+      for (let i = 0; i < 3; i++) {
+        const { event, tenant } = yield* newTenant({ code: `${prefix}-${i}`, name: `Snapshot ${prefix} ${i}` })
+        yield* repository.insert(tenant, event)
+      }
+      const [page, texts] = yield* connectionTexts(repository.list({ search: prefix, pageSize: 2 }))
+      assert.deepStrictEqual([page.items.length, page.total, page.totalIs], [2, 3, "exact"])
+      assert.deepStrictEqual(
+        texts.map((text) => text.replace(/\s+/g, " ").trim().slice(0, 24)),
+        ["BEGIN ISOLATION LEVEL RE", "SELECT id, code, name, s", "SELECT count(*)::int AS ", "COMMIT"]
+      )
+      const [counted, single] = yield* connectionTexts(repository.list({ search: prefix, count: "none" }))
+      assert.strictEqual(counted.items.length, 3)
+      assert.strictEqual(single.length, 1)
+    }).pipe(Effect.provide(pgRepository)))
+
+  it.scoped("inside a caller's transaction, on its connection: what it wrote is listed", () =>
+    Effect.gen(function*() {
+      const repository = yield* TenantRepository.TenantRepository
+      const sql = yield* SqlClient.SqlClient
+      const { event, tenant } = yield* newTenant({ code: uniqueCode("txlist") })
+      yield* repository.insert(tenant, event)
+      const listed = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`UPDATE tenants SET name = 'Renamed Inside', name_key = 'renamed inside' WHERE id = ${tenant.id}`
+        return yield* repository.list({ search: tenant.code })
+      }))
+      assert.deepStrictEqual(listed.items.map((t) => t.name), ["Renamed Inside"])
     }).pipe(Effect.provide(pgRepository)))
 })

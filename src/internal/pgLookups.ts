@@ -6,14 +6,12 @@
  * stored normalised, as the lookups normalise their input), so lookups made at once share one query and each row
  * answers the key it holds (see lookupBatcher).
  *
- * A lookup takes one of three ways:
+ * A lookup takes one of two ways:
  * - on the pool of `Postgres.layer`'s client (see pgPool), on callbacks, gathered by `makeCallbackLookupBatcher`:
- *   the way of an application on the package's client, not traced and outside a transaction;
- * - the same pool through `Effect`s, gathered by `makeLookupBatcher`, when a tracer that exports spans is
- *   installed: each statement then gets the `sql.execute` span `@effect/sql` would have given it;
- * - through the client (`@effect/sql`), gathered by `makeLookupBatcher`, when the client is the host
- *   application's own; and, not gathered, inside a transaction, on the transaction's connection, so that the
- *   lookup sees what the transaction wrote.
+ *   the way of an application on the package's client, untraced, outside a transaction (see `mayBypassClient`);
+ * - otherwise through the client (`@effect/sql`, each statement with its span), gathered by `makeLookupBatcher`;
+ *   inside a transaction, not gathered, on the transaction's connection, so that the lookup sees what the
+ *   transaction wrote.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TransactionConnection } from "@effect/sql/SqlClient"
@@ -22,15 +20,15 @@ import type { Fragment } from "@effect/sql/Statement"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Pg from "pg"
 import { reconstitute, type Tenant } from "../Tenant.js"
 import { RepositoryError } from "../TenantRepositoryError.js"
 import { type Answer, makeCallbackLookupBatcher, makeLookupBatcher } from "./lookupBatcher.js"
-import { isTraced } from "./observability.js"
 import { storeFailure } from "./pgOutbox.js"
-import { queryRows } from "./pgPool.js"
+import { mayBypassClient } from "./pgPool.js"
 import { rowToProps, type TenantRow } from "./tenantFields.js"
 
 /** The columns a live tenant is looked up by. */
@@ -94,44 +92,31 @@ export const makeLiveLookup = (context: PgLookupsContext) =>
       sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} = ${key} AND deleted_at IS NULL`,
       firstRow
     )
-  const inTransaction = (key: string) => decoded(viaClient(key))
+  const gatheredViaClient = batchLookups
+    ? makeLookupBatcher<TenantRow, SqlError>({
+      one: viaClient,
+      many: (keys) =>
+        Effect.map(
+          sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${sql.in(keys)} AND deleted_at IS NULL`,
+          byKey
+        ),
+      maxBatch: MAX_LOOKUP_BATCH,
+      scope
+    })
+    : viaClient
+  // Inside a transaction, on its connection: not gathered with lookups outside it.
+  const throughClient = (fiber: Fiber.RuntimeFiber<unknown, unknown>, key: string) =>
+    decoded(
+      Option.isSome(Context.getOption(fiber.currentContext, TransactionConnection))
+        ? viaClient(key)
+        : gatheredViaClient(key)
+    )
 
-  if (pool === undefined) {
-    const lookup = batchLookups
-      ? makeLookupBatcher<TenantRow, SqlError>({
-        one: viaClient,
-        many: (keys) =>
-          Effect.map(
-            sql<TenantRow>`SELECT ${columns} FROM tenants WHERE ${sql(column)} IN ${
-              sql.in(keys)
-            } AND deleted_at IS NULL`,
-            byKey
-          ),
-        maxBatch: MAX_LOOKUP_BATCH,
-        scope
-      })
-      : viaClient
-    return (key) =>
-      Effect.contextWithEffect((fiberContext: Context.Context<never>) =>
-        Option.isSome(Context.getOption(fiberContext, TransactionConnection))
-          ? inTransaction(key)
-          : decoded(lookup(key))
-      )
-  }
+  if (pool === undefined) return (key) => Effect.withFiberRuntime((fiber) => throughClient(fiber, key))
 
   // One text a column, whatever the number of keys: the keys go as one array parameter.
   const oneText = `SELECT ${columnList} FROM tenants WHERE ${column} = $1 AND deleted_at IS NULL`
   const manyText = `SELECT ${columnList} FROM tenants WHERE ${column} = ANY($1) AND deleted_at IS NULL`
-  const one = (key: string) => Effect.map(queryRows<TenantRow>(pool, oneText, [key]), firstRow)
-  const traced = batchLookups
-    ? makeLookupBatcher<TenantRow, SqlError>({
-      one,
-      many: (keys) => Effect.map(queryRows<TenantRow>(pool, manyText, [keys]), byKey),
-      maxBatch: MAX_LOOKUP_BATCH,
-      scope
-    })
-    : one
-
   const sent = (text: string, values: ReadonlyArray<unknown>, answer: Answer<ReadonlyArray<TenantRow>, SqlError>) =>
     pool.query(text, values as Array<unknown>, (cause: Error | null | undefined, result?: Pg.QueryResult) => {
       if (cause || result === undefined) {
@@ -162,12 +147,5 @@ export const makeLiveLookup = (context: PgLookupsContext) =>
         resume(failure === undefined ? answerOf(row) : Effect.fail(failed(failure))))
       return Effect.sync(stopWaiting)
     })
-  return (key) =>
-    Effect.withFiberRuntime((fiber) =>
-      Option.isSome(Context.getOption(fiber.currentContext, TransactionConnection))
-        ? inTransaction(key)
-        : isTraced(fiber.currentTracer)
-        ? decoded(traced(key))
-        : onPool(key)
-    )
+  return (key) => Effect.withFiberRuntime((fiber) => mayBypassClient(fiber) ? onPool(key) : throughClient(fiber, key))
 }

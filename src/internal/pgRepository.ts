@@ -4,6 +4,7 @@ import type * as Array from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -13,6 +14,7 @@ import { TenantEvent } from "../TenantEvent.js"
 import type * as TenantRepository from "../TenantRepository.js"
 import { ConcurrencyConflict, RepositoryError, TenantAlreadyExists, TenantNotFound } from "../TenantRepositoryError.js"
 import type * as ChangeFeed from "./changeFeed.js"
+import { answerWithin } from "./deadline.js"
 import { makePgLedger } from "./pgDeliveryLedger.js"
 import { makePgList } from "./pgList.js"
 import { decodeRow, makeLiveLookup } from "./pgLookups.js"
@@ -137,11 +139,9 @@ export const makePgStore = (options: PgStoreOptions) =>
               `events is safe`
             : `no answer within ${timeoutMillis} ms`
         })
-      const limit = { duration: options.timeout, onTimeout }
       return kind === "statement" && statementsBounded
         ? <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> => effect
-        : <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | RepositoryError, R> =>
-          Effect.timeoutFail(Effect.disconnect(effect), limit)
+        : answerWithin(options.timeout, onTimeout)
     }
     const deadlines = {
       insert: deadline("insert", "write"),
@@ -277,17 +277,30 @@ export const makePgStore = (options: PgStoreOptions) =>
 
     const columns = sql.literal(COLUMNS)
 
-    const decodeRows = (operation: string) => (rows: ReadonlyArray<TenantRow>) =>
-      Effect.forEach(rows, fromRow(operation))
+    // A page's rows in one step, not a step a row: the runtime's steps cost a list more than the checks.
+    const decodeRows = (operation: string) => {
+      const decode = decodeRow(operation)
+      return (rows: ReadonlyArray<TenantRow>): Effect.Effect<Array<Tenant>, RepositoryError> =>
+        Effect.suspend(() => {
+          const tenants: Array<Tenant> = []
+          for (const row of rows) {
+            const tenant = decode(row)
+            if (Either.isLeft(tenant)) return Effect.fail(tenant.left)
+            tenants.push(tenant.right)
+          }
+          return Effect.succeed(tenants)
+        })
+    }
 
     const scope = yield* Effect.scope
     // Straight to the pool where that pool is the given client's own (see pgPool).
     const ownPool = yield* Effect.serviceOption(PgPool)
+    const pool = Option.isSome(ownPool) && ownPool.value.client === client ? ownPool.value.pool : undefined
     const liveLookup = makeLiveLookup({
       sql,
       columnList: COLUMNS,
       columns,
-      pool: Option.isSome(ownPool) && ownPool.value.client === client ? ownPool.value.pool : undefined,
+      pool,
       batchLookups: options.batchLookups,
       scope
     })
@@ -314,6 +327,7 @@ export const makePgStore = (options: PgStoreOptions) =>
     const list = makePgList({
       sql,
       columns,
+      pool,
       decodeRows: decodeRows("list"),
       // A read-only transaction has nothing to resolve: its answer is lost with its connection.
       readOnly: (body) =>
