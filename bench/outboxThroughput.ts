@@ -5,9 +5,9 @@
  * ledger's stats count every message delivered. Scenarios:
  *
  * - one relay with the default settings (concurrency 32): the goal, as a user gets it;
- * - one relay with concurrency 128, the best of 32, 64, 128 and 256 on a 2-core machine: each claim costs the
- *   relay's loop a fixed price (an expansion pass and the claim statement, waiting for a pooled connection
- *   behind the finishes), so fewer, larger claims go further; also held to the goal;
+ * - one relay with concurrency 128, the best of 32, 64, 128 and 256 on a 2-core machine: each claim is one
+ *   statement whatever its size, and the relay's claims follow one another (a claim waits for a quarter of the
+ *   slots to be free), so fewer, larger claims go further; also held to the goal;
  * - two relays with the default settings in one process, on the same pool (for information).
  *
  * Baselines from the same run: filling the outbox (`TenantRepository.insert`, `POOL_SIZE` at once), and the same

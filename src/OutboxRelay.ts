@@ -52,7 +52,9 @@ import { makeRelayCounters, reportBacklog } from "./internal/relayMetrics.js"
 import type { AmbiguousEmailPolicy } from "./internal/relayPolicy.js"
 import { cancellationOf, defaultRetry, finishRetry, outcomeOfFailure } from "./internal/relayPolicy.js"
 import type { Channel, SendError } from "./SendError.js"
-import * as SendRetry from "./SendRetry.js"
+import { Ambiguous } from "./SendError.js"
+import type * as SendRetry from "./SendRetry.js"
+import type { Sent } from "./TenantNotifications.js"
 import { envelopesFor, TenantNotifications } from "./TenantNotifications.js"
 import type { RepositoryError } from "./TenantRepositoryError.js"
 
@@ -75,15 +77,24 @@ export type {
 export interface Options {
   /** This relay's name in leases and attempts (default `<host>:<pid>:<random>`); must differ between relays. */
   readonly relayId?: string | undefined
-  /** Messages sent at once (default 32). */
+  /**
+   * Messages sent at once (default 32). A message whose send has ended makes room for the next claim while its
+   * outcome is being written, so the relay holds up to twice this many claims (sent ones waiting for their outcome
+   * to be recorded among them); a ledger slow to record outcomes holds the claims back. The relay claims once a
+   * quarter of the room is free: each claim is one statement, whatever its size, so a larger concurrency delivers
+   * more per second from a backlog, at the price of more messages to retry as ambiguous should the relay die.
+   */
   readonly concurrency?: number | undefined
   /** How long a claim holds a message before another relay may take it (default 15 s; renewed while held). */
   readonly lease?: Duration.DurationInput | undefined
-  /** How often to look for work when no wake-up arrives (default 1 s). */
+  /** How often to look for new events and due messages, whatever the wake-ups (default 1 s). */
   readonly pollInterval?: Duration.DurationInput | undefined
   /** Outbox events expanded into messages per step (default 200). */
   readonly expandBatch?: number | undefined
-  /** Backoff between attempts, attempts before a message is dead, and the attempt timeout (default {@link defaultRetry}). */
+  /**
+   * Backoff between attempts, attempts before a message is dead, and the attempt timeout (default
+   * {@link defaultRetry}). An attempt is cut off between its timeout and a tenth of it (at most 1 s) later.
+   */
   readonly retry?: SendRetry.Options | undefined
   /** Default `resend`. */
   readonly ambiguousEmail?: AmbiguousEmailPolicy | undefined
@@ -264,18 +275,29 @@ export const make = (
     const ledger = yield* DeliveryLedger
     const notifications = yield* TenantNotifications
     const owner = settings.relayId
+    // Two signals, each keeping at most one wake-up: `signal` makes the loop claim, `expandSignal` makes the
+    // expander turn new events into messages. A committed event's notification (or a poll) raises both.
     const signal = yield* Queue.sliding<void>(1)
-    // New events are looked for after a wake-up from the store or a poll, not after every delivery: a finished
-    // delivery can only make more of the known messages due.
-    let expandDue = true
-    const wake = Effect.zipRight(Effect.sync(() => (expandDue = true)), Queue.offer(signal, undefined))
-    const nudge = Effect.asVoid(Queue.offer(signal, undefined))
-    // The claims this relay is working on: only their leases are renewed. Keyed by lease, not message: after a
-    // lease lapsed, this relay may hold the same message again under a new epoch.
+    const expandSignal = yield* Queue.sliding<void>(1)
+    const wake = Effect.zipRight(Queue.offer(expandSignal, undefined), Queue.offer(signal, undefined))
+    // The claims this relay holds, from the claim until their outcome is recorded: only their leases are renewed.
+    // Keyed by lease, not message: after a lease lapsed, this relay may hold the same message again under a new
+    // epoch.
     const working = new Map<string, Claim>()
     const leaseOf = (claim: Claim) => `${claim.id}:${claim.epoch}`
+    // `concurrency` bounds the attempts under way; a claim whose attempt has ended frees its slot while its
+    // outcome is written, so that the next claim overlaps the writing. The claims held at once (working) stay
+    // within twice the concurrency, so that a slow ledger holds the relay back instead of piling up outcomes.
+    let sending = 0
+    const held = settings.concurrency * 2
+    const freeSlots = () => Math.min(settings.concurrency - sending, held - working.size)
     // Claiming a few messages at a time costs a query each: wait for a quarter of the slots (or an idle relay).
     const claimAtLeast = Math.max(1, Math.floor(settings.concurrency / 4))
+    // Wakes the loop once enough slots are free to claim: not after every delivery, which would run the loop
+    // (and a claim's checks) once per message.
+    const nudge = () => {
+      if (freeSlots() >= claimAtLeast || working.size === 0) signal.unsafeOffer(undefined)
+    }
 
     const counters = makeRelayCounters()
 
@@ -331,6 +353,46 @@ export const make = (
         }))
       })
 
+    // The attempt timeout. The delivery around a send is uninterruptible (a stop waits for it), so the send runs
+    // in a fiber of its own, which the timeout can still cut off, as an ambiguous attempt. One watchdog for all
+    // of them, not a timer and a race per attempt (which cost the relay more than the rest of a delivery): it
+    // interrupts the sends past their deadline, so an attempt is cut off between `attemptTimeout` and a tenth of
+    // it (at most 1 s) later.
+    interface UnderWay {
+      readonly fiber: Fiber.RuntimeFiber<Sent, SendError>
+      readonly deadline: number
+      timedOut: boolean
+    }
+    const underWay = new Set<UnderWay>()
+    const timeoutMillis = Duration.toMillis(settings.retry.attemptTimeout)
+    const timedOut = (channel: Channel) =>
+      new Ambiguous({
+        channel,
+        detail: `attempt timed out after ${Duration.format(settings.retry.attemptTimeout)}`,
+        code: "ETIMEDOUT"
+      })
+    const timed = (channel: Channel, send: Effect.Effect<Sent, SendError>) =>
+      Effect.gen(function*() {
+        const deadline = (yield* Clock.currentTimeMillis) + timeoutMillis
+        const sending = { fiber: yield* Effect.forkDaemon(Effect.interruptible(send)), deadline, timedOut: false }
+        underWay.add(sending)
+        const exit = yield* Fiber.await(sending.fiber)
+        underWay.delete(sending)
+        return yield* sending.timedOut && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+          ? Effect.fail(timedOut(channel))
+          : exit
+      })
+    const watchdog = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const late: Array<Fiber.RuntimeFiber<Sent, SendError>> = []
+      for (const sending of underWay) {
+        if (!sending.timedOut && sending.deadline <= now) {
+          sending.timedOut = true
+          late.push(sending.fiber)
+        }
+      }
+      return Effect.forEach(late, Fiber.interruptFork, { discard: true })
+    })
+
     const attempt = (claim: Claim): Effect.Effect<Outcome> => {
       const cancelled = cancellationOf(claim, settings.retry, settings.ambiguousEmail)
       if (cancelled !== undefined) return Effect.succeed({ _tag: "Cancelled", reason: cancelled })
@@ -340,14 +402,7 @@ export const make = (
         return Effect.succeed({ _tag: "Cancelled", reason: "the event no longer calls for this message" })
       }
       const notification = notifications.notificationOf(claim.event, envelope)
-      // The delivery around this is uninterruptible (a stop waits for it); the send runs in a fiber of its own
-      // so that the attempt timeout can still cut it off, as an ambiguous attempt.
-      const send = SendRetry.attempt(claim.channel, settings.retry)(notifications.deliver(notification)).pipe(
-        Effect.interruptible,
-        Effect.forkDaemon,
-        Effect.flatMap(Fiber.join)
-      )
-      return send.pipe(
+      return timed(claim.channel, notifications.deliver(notification)).pipe(
         Effect.either,
         Effect.tap((result) =>
           counters.attemptFinished(claim.channel, Either.isRight(result) ? "sent" : result.left._tag)
@@ -365,7 +420,10 @@ export const make = (
     // When its outcome cannot be recorded, the claim is dropped from `working`: its lease then expires and the
     // next claim records the attempt as ambiguous and tries again.
     const deliver = (claim: Claim) =>
-      Effect.flatMap(attempt(claim), (outcome) => record(claim, outcome)).pipe(
+      Effect.flatMap(
+        Effect.ensuring(attempt(claim), Effect.sync(() => (sending--, nudge()))),
+        (outcome) => record(claim, outcome)
+      ).pipe(
         Effect.catchAllCause((cause) =>
           Effect.logWarning("outbox relay: could not record an outcome; the message waits for its lease to expire")
             .pipe(Effect.annotateLogs({ key: claim.key, cause: Cause.pretty(cause) }))
@@ -374,7 +432,7 @@ export const make = (
           captureStackTrace: false,
           attributes: { "message.key": claim.key, channel: claim.channel, attempt: claim.attempt }
         }),
-        Effect.ensuring(Effect.zipRight(Effect.sync(() => working.delete(leaseOf(claim))), nudge)),
+        Effect.ensuring(Effect.sync(() => (working.delete(leaseOf(claim)), nudge()))),
         Effect.uninterruptible
       )
 
@@ -403,18 +461,18 @@ export const make = (
       Effect.repeat(Schedule.spaced(Duration.divide(settings.lease, 3).pipe(Option.getOrElse(() => settings.lease)))),
       Effect.forkScoped
     )
+    // The watchdog of attempts, like the writer of outcomes and the lease renewal, stops after the deliveries.
+    yield* Effect.sleep(Duration.millis(Math.min(1_000, Math.max(10, timeoutMillis / 10)))).pipe(
+      Effect.zipRight(watchdog),
+      Effect.forever,
+      Effect.forkScoped
+    )
     // Closed before the writer of outcomes and the lease renewal stop: the stop waits for the deliveries.
     const deliveries = yield* FiberSet.make<void>()
 
-    /** One round: expand new events when due, then claim; true when there is likely more to claim at once. */
+    /** One round: claims what there is room for; true when there is likely more to claim at once. */
     const step = Effect.gen(function*() {
-      if (expandDue) {
-        expandDue = false
-        while ((yield* ledger.expand(settings.expandBatch)) === settings.expandBatch) {
-          // a full batch: there may be more
-        }
-      }
-      const free = settings.concurrency - working.size
+      const free = freeSlots()
       if (free < claimAtLeast && working.size > 0) return false
       // Claiming and starting the deliveries is one step that a stop waits for: a claim already records its
       // attempt as started, so a claim left unsent would later count as ambiguous.
@@ -422,30 +480,50 @@ export const make = (
         const claims = yield* ledger.claim({ owner, limit: free, lease: settings.lease })
         for (const claim of claims) {
           working.set(leaseOf(claim), claim)
+          sending++
           yield* FiberSet.run(deliveries, deliver(claim))
         }
         return claims.length === free
       }))
-    }).pipe(Effect.onError(() => Effect.sync(() => (expandDue = true))))
+    })
 
     const loop = Effect.gen(function*() {
       for (;;) {
         const busy = yield* retryQuietly("claiming work", step)
-        if (busy) continue
-        const woken = yield* Effect.raceFirst(
-          Effect.as(Queue.take(signal), true),
-          Effect.as(Effect.sleep(settings.pollInterval), false)
-        )
-        if (!woken) expandDue = true
+        if (!busy) yield* Queue.take(signal)
       }
     })
+
+    // New events are turned into messages beside the claims, not before them: the first messages go out while
+    // the rest of a long outbox is still being expanded. Each batch wakes the loop for what it added.
+    const expander = Effect.gen(function*() {
+      for (;;) {
+        yield* Queue.take(expandSignal)
+        yield* retryQuietly(
+          "expanding events",
+          Effect.gen(function*() {
+            for (;;) {
+              const taken = yield* ledger.expand(settings.expandBatch)
+              if (taken > 0) signal.unsafeOffer(undefined)
+              if (taken < settings.expandBatch) return
+            }
+          })
+        )
+      }
+    })
+
+    // The poll: new events and due messages are looked for at least this often, whatever the wake-ups.
+    const poll = Effect.sleep(settings.pollInterval).pipe(Effect.zipRight(wake), Effect.forever)
 
     yield* retryQuietly("refreshing the backlog gauges", Effect.flatMap(ledger.backlog, reportBacklog)).pipe(
       Effect.repeat(Schedule.spaced(settings.metricsInterval)),
       Effect.forkScoped
     )
     yield* Stream.runForEach(ledger.wakeups, () => wake).pipe(Effect.forkScoped)
+    yield* Effect.forkScoped(expander)
     yield* Effect.forkScoped(loop)
+    yield* Effect.forkScoped(poll)
+    yield* wake
     yield* Effect.logInfo("outbox relay started").pipe(
       Effect.annotateLogs({ relay: owner, concurrency: settings.concurrency })
     )

@@ -10,7 +10,6 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
 import { checkNumber, idempotencyKeyFor } from "./internal/messageRules.js"
 import type { SendError } from "./SendError.js"
 
@@ -104,19 +103,25 @@ export class MemorySmsGateway extends Context.Tag("tenant-infra/MemorySmsGateway
  * @category layers
  */
 export const layerMemory: Layer.Layer<SmsGateway | MemorySmsGateway> = Layer.effectContext(Effect.gen(function*() {
-  const sent = yield* Ref.make<ReadonlyArray<KeptSms>>([])
+  // Appended in place, copied when read: a copy per send made a run of n messages cost n squared.
+  const kept: Array<KeptSms> = []
+  const idsByKey = new Map<string, string>()
   const gateway: Service = {
     send: (message) =>
       Effect.zipRight(
         checkNumber(message),
-        Ref.modify(sent, (all) => {
+        Effect.sync(() => {
           const idempotencyKey = idempotencyKeyFor(message.key)
-          const seen = all.find((kept) => kept.idempotencyKey === idempotencyKey)
-          if (seen !== undefined) return [{ id: seen.id }, all]
-          const id = `memory-${all.length + 1}`
-          return [{ id }, [...all, { ...message, id, idempotencyKey }]]
+          const seen = idsByKey.get(idempotencyKey)
+          if (seen !== undefined) return { id: seen }
+          const id = `memory-${kept.length + 1}`
+          kept.push({ ...message, id, idempotencyKey })
+          idsByKey.set(idempotencyKey, id)
+          return { id }
         })
       )
   }
-  return Context.make(SmsGateway, gateway).pipe(Context.add(MemorySmsGateway, { sent: Ref.get(sent) }))
+  return Context.make(SmsGateway, gateway).pipe(
+    Context.add(MemorySmsGateway, { sent: Effect.sync(() => kept.slice()) })
+  )
 }))
